@@ -1,0 +1,146 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// IdentityConfig points at a Keystone-compatible identity service.
+type IdentityConfig struct {
+	// URL of the service; GET {URL}/v3/auth/tokens validates a token. Default
+	// http://127.0.0.1:9002. Risk: plain http beyond loopback exposes tokens.
+	URL string `yaml:"url"`
+	// ServiceTokenFile holds the X-Auth-Token the bridge validates with. Default
+	// empty: each caller's token validates itself (Keystone allows this).
+	ServiceTokenFile string `yaml:"service_token_file"`
+	// Timeout for one validation. Default 3s. Past it the caller gets 503.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// MaxTokenLen bounds a token: Huawei IAM tokens run to several KiB.
+const MaxTokenLen = 16 << 10
+
+// ValidTokenSyntax reports whether tok can be a token at all (printable ASCII,
+// bounded). Anything else is refused before it is sent anywhere.
+func ValidTokenSyntax(tok string) bool {
+	if tok == "" || len(tok) > MaxTokenLen {
+		return false
+	}
+	for i := 0; i < len(tok); i++ {
+		if tok[i] <= 0x20 || tok[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// IdentityClient validates tokens against the identity service over HTTP.
+type IdentityClient struct {
+	url          string
+	serviceToken string
+	client       *http.Client
+	now          func() time.Time
+}
+
+// NewIdentityClient builds a client; rt is the transport (nil: a pooled default).
+func NewIdentityClient(cfg IdentityConfig, serviceToken string, rt http.RoundTripper) *IdentityClient {
+	if rt == nil {
+		rt = &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second}
+	}
+	return &IdentityClient{
+		url:          strings.TrimRight(cfg.URL, "/") + "/v3/auth/tokens?nocatalog=1",
+		serviceToken: serviceToken,
+		client:       &http.Client{Transport: rt, Timeout: cfg.Timeout},
+		now:          time.Now,
+	}
+}
+
+// Validate asks the identity service about token. It never caches: see Cache.
+func (c *IdentityClient) Validate(ctx context.Context, token string) (*Identity, error) {
+	if !ValidTokenSyntax(token) {
+		return nil, ErrInvalidToken
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	auth := c.serviceToken
+	if auth == "" {
+		auth = token
+	}
+	req.Header.Set("X-Auth-Token", auth)
+	req.Header.Set("X-Subject-Token", token)
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		// The URL may not be echoed: net/http errors carry it, never the token.
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, redactURLError(err))
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading answer: %v", ErrUnavailable, err)
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusUnauthorized, http.StatusNotFound:
+		return nil, ErrInvalidToken
+	default:
+		return nil, fmt.Errorf("%w: identity service answered %d", ErrUnavailable, resp.StatusCode)
+	}
+	id, err := ParseToken(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if !id.ExpiresAt.After(c.now()) {
+		return nil, ErrInvalidToken
+	}
+	return id, nil
+}
+
+func redactURLError(err error) error {
+	var ue interface{ Unwrap() error }
+	if errors.As(err, &ue) {
+		if inner := ue.Unwrap(); inner != nil {
+			return inner
+		}
+	}
+	return err
+}
+
+// ParseToken reads a Keystone v3 token answer.
+func ParseToken(body []byte) (*Identity, error) {
+	if !gjson.ValidBytes(body) {
+		return nil, errors.New("identity answer is not JSON")
+	}
+	t := gjson.GetBytes(body, "token")
+	if !t.IsObject() {
+		return nil, errors.New(`identity answer has no "token"`)
+	}
+	id := &Identity{
+		UserID:     t.Get("user.id").String(),
+		UserName:   t.Get("user.name").String(),
+		DomainID:   t.Get("user.domain.id").String(),
+		DomainName: t.Get("user.domain.name").String(),
+		ProjectID:  t.Get("project.id").String(),
+	}
+	if id.UserID == "" {
+		return nil, errors.New("identity answer has no user id")
+	}
+	exp, err := time.Parse(time.RFC3339Nano, t.Get("expires_at").String())
+	if err != nil {
+		return nil, fmt.Errorf("identity answer: expires_at: %v", err)
+	}
+	id.ExpiresAt = exp
+	for _, r := range t.Get("roles.#.name").Array() {
+		id.Roles = append(id.Roles, r.String())
+	}
+	return id, nil
+}

@@ -1,0 +1,81 @@
+package translate
+
+import "strconv"
+
+// The writers below append JSON to a caller's buffer. New documents on the hot path
+// are built this way rather than by repeated sjson.Set calls: each sjson.Set
+// re-scans and copies the document, which costs an allocation per field, and
+// dialects.md's shapes are fixed, so appending them in order is both simpler and
+// allocation-free once the buffer is warm. Edits of an existing document
+// (pass-through fix-ups) use sjson.
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. Input was validated as UTF-8 upstream
+// of here; invalid bytes are replaced so output is always valid JSON.
+func appendString[T string | []byte](dst []byte, s T) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < 0x7f {
+			continue
+		}
+		if c >= 0x80 {
+			continue // UTF-8 continuation or lead byte: copied as is
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"':
+			dst = append(dst, '\\', '"')
+		case '\\':
+			dst = append(dst, '\\', '\\')
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default: // other control characters and DEL
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		start = i + 1
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+func appendInt(dst []byte, n int) []byte { return strconv.AppendInt(dst, int64(n), 10) }
+
+// obj writes the members of one JSON object, tracking the commas.
+type obj struct {
+	b     []byte
+	first bool
+}
+
+func openObj(dst []byte) obj { return obj{b: append(dst, '{'), first: true} }
+
+func (o *obj) key(k string) {
+	if !o.first {
+		o.b = append(o.b, ',')
+	}
+	o.first = false
+	o.b = append(o.b, '"')
+	o.b = append(o.b, k...)
+	o.b = append(o.b, '"', ':')
+}
+
+// str writes k:v.
+func (o *obj) str(k, v string) {
+	o.key(k)
+	o.b = appendString(o.b, v)
+}
+
+// opt writes k:v when v is not empty.
+func (o *obj) opt(k, v string) {
+	if v != "" {
+		o.str(k, v)
+	}
+}
+
+func (o *obj) close() []byte { return append(o.b, '}') }

@@ -1,0 +1,348 @@
+package translate
+
+import (
+	"strings"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/tidwall/gjson"
+)
+
+// Limits on fields the bridge forwards. Keys become path segments and query
+// values upstream, so they are held to the id alphabet.
+const (
+	MaxIDLen     = 128
+	maxFieldLen  = 255
+	maxSecretLen = 256
+)
+
+// bstr views b as a string without copying. Callers must not modify b while any
+// string derived from it (a Cred's fields) is still in use: bodies are read once
+// into their own buffers and never written afterwards.
+func bstr(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// ValidID reports whether id is a path id side s accepts: 1–128 of A-Za-z0-9, and
+// for Keystone exactly 64 lower-case hex digits.
+func ValidID(s Side, id string) bool {
+	if s.HashIDs() {
+		return IsHashID(id)
+	}
+	return validAK(id)
+}
+
+func validAK(id string) bool {
+	if len(id) == 0 || len(id) > MaxIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// IsHashID reports whether id looks like sha256 hex, Keystone's ec2 credential id.
+func IsHashID(id string) bool {
+	if len(id) != 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidQueryValue is the check for user_id / project_id filters in a query string.
+func ValidQueryValue(v string) bool { return validText(v, 1, maxFieldLen) }
+
+func validText(v string, min, max int) bool {
+	if len(v) < min || !utf8.ValidString(v) || utf8.RuneCountInString(v) > max {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseRequest checks a client's request body for op in side s's dialect and
+// returns it in neutral form. Every rule of dialects.md "Input checks" that can be
+// judged from the body alone is applied here; a non-nil error is the 400 to answer.
+func ParseRequest(s Side, op Op, body []byte) (Cred, *Error) {
+	var c Cred
+	root, err := parseRoot(body)
+	if err != nil {
+		return c, err
+	}
+	cr := root.Get("credential")
+	if !cr.Exists() {
+		return c, ErrBadBody(`request body must have a "credential" object`)
+	}
+	if !cr.IsObject() {
+		return c, ErrBadParam(`"credential" must be an object`)
+	}
+	if s.Dialect == Oscred {
+		err = parseOscredReq(&c, op, cr)
+	} else {
+		err = parseEC2Req(&c, op, cr)
+	}
+	return c, err
+}
+
+func parseRoot(body []byte) (gjson.Result, *Error) {
+	if len(body) == 0 {
+		return gjson.Result{}, ErrBadBody("request body is empty")
+	}
+	if !utf8.Valid(body) {
+		return gjson.Result{}, ErrBadBody("request body is not valid UTF-8")
+	}
+	if !gjson.ValidBytes(body) {
+		return gjson.Result{}, ErrBadBody("request body is not valid JSON")
+	}
+	root := gjson.Parse(bstr(body))
+	if !root.IsObject() {
+		return root, ErrBadBody("request body must be a JSON object")
+	}
+	return root, nil
+}
+
+func parseOscredReq(c *Cred, op Op, cr gjson.Result) *Error {
+	var err *Error
+	cr.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "user_id":
+			if op == OpCreate {
+				c.UserID, c.HasUserID, err = textField("user_id", v)
+			}
+		case "description":
+			c.Description, c.HasDescription, err = descField(v)
+		case "status":
+			if op == OpUpdate {
+				if v.Type != gjson.String || (v.Str != "active" && v.Str != "inactive") {
+					err = ErrBadParam(`"status" must be "active" or "inactive"`)
+				} else {
+					c.Status = statusOf(v.Str)
+				}
+			}
+		}
+		return err == nil
+	})
+	if err != nil {
+		return err
+	}
+	if op == OpUpdate && c.Status == StatusUnset && !c.HasDescription {
+		return ErrBadParam(`"credential" must carry "status" or "description"`)
+	}
+	return nil
+}
+
+func parseEC2Req(c *Cred, op Op, cr gjson.Result) *Error {
+	var err *Error
+	cr.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "user_id":
+			c.UserID, c.HasUserID, err = textField("user_id", v)
+		case "project_id":
+			c.ProjectID, c.HasProjectID, err = textField("project_id", v)
+		case "type":
+			if v.Type != gjson.String || v.Str != "ec2" {
+				err = ErrBadParam(`"type" must be "ec2": the bridge manages access keys only`)
+			} else {
+				c.Type = "ec2"
+			}
+		case "blob":
+			err = parseReqBlob(c, v)
+		}
+		return err == nil
+	})
+	return err
+}
+
+// parseReqBlob reads an ec2blob blob in either form, strictly.
+func parseReqBlob(c *Cred, v gjson.Result) *Error {
+	var b gjson.Result
+	switch {
+	case v.IsObject():
+		c.Blob, b = BlobObject, v
+	case v.Type == gjson.String:
+		if !gjson.Valid(v.Str) {
+			return ErrBadParam(`"blob" string is not valid JSON`)
+		}
+		if b = gjson.Parse(v.Str); !b.IsObject() {
+			return ErrBadParam(`"blob" must encode a JSON object`)
+		}
+		c.Blob = BlobString
+	default:
+		return ErrBadParam(`"blob" must be an object or a JSON-encoded string`)
+	}
+	var err *Error
+	b.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "access":
+			if v.Type != gjson.String || !validAK(v.Str) {
+				err = ErrBadParam(`"blob.access" must be 1-128 characters of A-Za-z0-9`)
+			} else {
+				c.Access = v.Str
+			}
+		case "secret":
+			if v.Type != gjson.String || !validText(v.Str, 1, maxSecretLen) {
+				err = ErrBadParam(`"blob.secret" must be a string of 1-256 printable characters`)
+			} else {
+				c.Secret = v.Str
+			}
+		case "status":
+			if c.Status = ec2Status(v); c.Status == StatusUnset {
+				err = ErrBadParam(`"blob.status" must be "Active" or "Inactive"`)
+			}
+		case "description":
+			c.Description, c.HasDescription, err = descField(v)
+		}
+		return err == nil
+	})
+	return err
+}
+
+func textField(name string, v gjson.Result) (string, bool, *Error) {
+	if v.Type != gjson.String || !validText(v.Str, 1, maxFieldLen) {
+		return "", false, ErrBadParam(`"` + name + `" must be a string of 1-255 printable characters`)
+	}
+	return v.Str, true, nil
+}
+
+func descField(v gjson.Result) (string, bool, *Error) {
+	if v.Type != gjson.String || !validText(v.Str, 0, MaxDescription) {
+		return "", false, ErrBadParam(`"description" must be a string of at most 255 printable characters`)
+	}
+	return v.Str, true, nil
+}
+
+func statusOf(s string) Status {
+	switch s {
+	case "active":
+		return StatusActive
+	case "inactive":
+		return StatusInactive
+	}
+	return StatusUnset
+}
+
+// ec2Status reads a blob status in any letter case.
+func ec2Status(v gjson.Result) Status {
+	if v.Type != gjson.String || len(v.Str) > 8 {
+		return StatusUnset
+	}
+	if strings.EqualFold(v.Str, "active") {
+		return StatusActive
+	}
+	if strings.EqualFold(v.Str, "inactive") {
+		return StatusInactive
+	}
+	return StatusUnset
+}
+
+// ParseAnswer reads a single-credential answer (`{"credential":{...}}`) from an
+// upstream of side s. It is tolerant of extra and mistyped fields (they are left
+// out), but an answer without a credential object is garbage: ok is false.
+func ParseAnswer(s Side, body []byte) (c Cred, ok bool) {
+	if !gjson.ValidBytes(body) {
+		return c, false
+	}
+	cr := gjson.Get(bstr(body), "credential")
+	if !cr.IsObject() {
+		return c, false
+	}
+	return ReadCred(s, cr), true
+}
+
+// ForEachInList calls fn for each credential of a list answer from side s. ok is
+// false when the answer is not a list answer.
+func ForEachInList(s Side, body []byte, fn func(Cred)) (ok bool) {
+	if !gjson.ValidBytes(body) {
+		return false
+	}
+	l := gjson.Get(bstr(body), "credentials")
+	if !l.IsArray() {
+		return false
+	}
+	l.ForEach(func(_, v gjson.Result) bool {
+		if v.IsObject() {
+			fn(ReadCred(s, v))
+		}
+		return true
+	})
+	return true
+}
+
+// ReadCred reads one credential object of side s leniently.
+func ReadCred(s Side, cr gjson.Result) Cred {
+	var c Cred
+	cr.ForEach(func(k, v gjson.Result) bool {
+		if v.Type != gjson.String {
+			if k.Str == "blob" && v.IsObject() {
+				readBlob(&c, v)
+				c.Blob = BlobObject
+			}
+			return true
+		}
+		switch k.Str {
+		case "access":
+			c.Access = v.Str
+		case "secret":
+			c.Secret = v.Str
+		case "user_id":
+			c.UserID, c.HasUserID = v.Str, true
+		case "project_id":
+			c.ProjectID, c.HasProjectID = v.Str, true
+		case "description":
+			c.Description, c.HasDescription = v.Str, true
+		case "create_time":
+			c.CreateTime = v.Str
+		case "last_use_time":
+			c.LastUseTime = v.Str
+		case "status":
+			c.Status = ec2Status(v) // oscred's lower case is one of the accepted cases
+		case "subject_ibm_id":
+			c.SubjectIBMID = v.Str
+		case "id":
+			c.ID = v.Str
+		case "type":
+			c.Type = v.Str
+		case "blob":
+			if b := gjson.Parse(v.Str); b.IsObject() {
+				readBlob(&c, b)
+				c.Blob = BlobString
+			}
+		}
+		return true
+	})
+	if s.Dialect == EC2Blob && c.Status == StatusUnset && c.Access != "" {
+		c.Status = StatusActive // a Keystone blob without status means active
+	}
+	return c
+}
+
+func readBlob(c *Cred, b gjson.Result) {
+	b.ForEach(func(k, v gjson.Result) bool {
+		if v.Type != gjson.String {
+			return true
+		}
+		switch k.Str {
+		case "access":
+			c.Access = v.Str
+		case "secret":
+			c.Secret = v.Str
+		case "status":
+			c.Status = ec2Status(v)
+		case "description":
+			c.Description, c.HasDescription = v.Str, true
+		}
+		return true
+	})
+}
