@@ -1,0 +1,147 @@
+// Package app assembles a running bridge from a config: the token validator, the
+// upstream credentials, the proxy, the client and admin listeners, graceful
+// shutdown and live reload. cmd/credbridge only parses flags and calls it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/credbridge/credbridge/config"
+	"github.com/credbridge/credbridge/policy"
+	"github.com/credbridge/credbridge/proxy"
+)
+
+// Runtime is a started bridge.
+type Runtime struct {
+	log     *slog.Logger
+	cfg     atomic.Pointer[config.Config]
+	handler atomic.Pointer[http.Handler]
+	health  *proxy.Health
+	srv     *http.Server
+	admin   *http.Server
+	ln      net.Listener
+	adminLn net.Listener
+	done    chan error
+}
+
+// Build makes the proxy handler for cfg.
+func Build(cfg *config.Config, log *slog.Logger) (*proxy.Server, error) {
+	serviceToken := ""
+	if cfg.Identity.ServiceTokenFile != "" {
+		t, err := config.ReadSecret(cfg.Identity.ServiceTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("identity.service_token_file: %v", err)
+		}
+		serviceToken = t
+	}
+	validator := policy.NewIdentityClient(cfg.Identity, serviceToken, nil)
+	rules, err := policy.Compile(cfg.Policy)
+	if err != nil {
+		return nil, err
+	}
+	var tokens proxy.TokenSource = proxy.Passthrough{}
+	switch cfg.Upstream.Auth.Mode {
+	case "token":
+		t, err := config.ReadSecret(cfg.Upstream.Auth.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("upstream.auth.token_file: %v", err)
+		}
+		tokens = proxy.StaticToken(t)
+	case "keystone":
+		pw, err := config.ReadSecret(cfg.Upstream.Auth.Keystone.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("upstream.auth.keystone.password_file: %v", err)
+		}
+		tokens = proxy.NewKeystoneLogin(cfg.Upstream.Auth.Keystone, pw, cfg.Identity.Timeout)
+	}
+	return proxy.New(cfg, proxy.Deps{Validator: validator, Rules: rules, Tokens: tokens, Log: log})
+}
+
+// Start listens on cfg's addresses and serves until Shutdown.
+func Start(cfg *config.Config, log *slog.Logger) (*Runtime, error) {
+	p, err := Build(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	r := &Runtime{log: log, health: proxy.NewHealth(), done: make(chan error, 2)}
+	r.cfg.Store(cfg)
+	h := p.Handler()
+	r.handler.Store(&h)
+	if r.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("listen: %v", err)
+	}
+	if r.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+		r.ln.Close()
+		return nil, fmt.Errorf("admin_listen: %v", err)
+	}
+	r.srv = &http.Server{
+		Handler:           http.HandlerFunc(r.serve),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      cfg.Upstream.Timeout + 30*time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	r.admin = &http.Server{Handler: proxy.AdminHandler(r.health, nil), ReadHeaderTimeout: 5 * time.Second}
+	go func() { r.done <- serveErr(r.srv.Serve(r.ln)) }()
+	go func() { r.done <- serveErr(r.admin.Serve(r.adminLn)) }()
+	log.Info("credbridge serving", "listen", r.ln.Addr().String(), "admin_listen", r.adminLn.Addr().String(),
+		"upstream", proxy.UpstreamSide(cfg.Upstream).String(), "upstream_url", cfg.Upstream.URL)
+	return r, nil
+}
+
+func serveErr(err error) error {
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+func (r *Runtime) serve(w http.ResponseWriter, req *http.Request) { (*r.handler.Load()).ServeHTTP(w, req) }
+
+// Addr is the client listener's address; AdminAddr the admin listener's.
+func (r *Runtime) Addr() string      { return r.ln.Addr().String() }
+func (r *Runtime) AdminAddr() string { return r.adminLn.Addr().String() }
+
+// Health is the readiness tracker.
+func (r *Runtime) Health() *proxy.Health { return r.health }
+
+// Done reports a listener failing.
+func (r *Runtime) Done() <-chan error { return r.done }
+
+// Reload swaps in a new config. A config that does not build is refused and the
+// old one keeps serving. Listener addresses cannot change without a restart.
+func (r *Runtime) Reload(cfg *config.Config) error {
+	old := r.cfg.Load()
+	if cfg.Listen != old.Listen || cfg.AdminListen != old.AdminListen {
+		return errors.New("listen and admin_listen cannot change on reload; restart instead")
+	}
+	p, err := Build(cfg, r.log)
+	if err != nil {
+		return err
+	}
+	h := p.Handler()
+	r.handler.Store(&h)
+	r.cfg.Store(cfg)
+	return nil
+}
+
+// Shutdown marks the bridge not ready, stops accepting, and lets in-flight
+// requests finish within the context's deadline.
+func (r *Runtime) Shutdown(ctx context.Context) error {
+	r.health.ShuttingDown()
+	err := r.srv.Shutdown(ctx)
+	aerr := r.admin.Shutdown(ctx)
+	return errors.Join(err, aerr)
+}
+
+// ShutdownTimeout is the configured drain time.
+func (r *Runtime) ShutdownTimeout() time.Duration { return r.cfg.Load().ShutdownTimeout }

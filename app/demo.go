@@ -1,0 +1,100 @@
+package app
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/credbridge/credbridge/config"
+	"github.com/credbridge/credbridge/emulator"
+)
+
+// Emulated is a reference server listening on an address.
+type Emulated struct {
+	Addr   string
+	server *http.Server
+}
+
+// Close stops it.
+func (e *Emulated) Close() error { return e.server.Close() }
+
+// ServeEmulator listens on addr and serves h.
+func ServeEmulator(addr string, h http.Handler) (*Emulated, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return &Emulated{Addr: ln.Addr().String(), server: srv}, nil
+}
+
+// DemoAddrs are where the demo listens.
+type DemoAddrs struct{ Listen, Admin, Upstream, Identity string }
+
+// Demo starts the identity service and the oscred reference backend with the demo
+// users, and the bridge in front of them; it prints curl lines to w.
+func Demo(a DemoAddrs, w io.Writer, log *slog.Logger) (*Runtime, []*Emulated, error) {
+	dir := emulator.NewDirectory(emulator.DemoUsers())
+	idn, err := ServeEmulator(a.Identity, emulator.NewIdentity(dir).Handler())
+	if err != nil {
+		return nil, nil, fmt.Errorf("identity service: %v", err)
+	}
+	up, err := ServeEmulator(a.Upstream, emulator.NewOscred(dir).Handler())
+	if err != nil {
+		idn.Close()
+		return nil, nil, fmt.Errorf("oscred backend: %v", err)
+	}
+	emus := []*Emulated{idn, up}
+	cfg, err := config.Load("", []string{
+		"CREDBRIDGE_LISTEN=" + a.Listen, "CREDBRIDGE_ADMIN_LISTEN=" + a.Admin,
+		"CREDBRIDGE_UPSTREAM_URL=http://" + up.Addr, "CREDBRIDGE_IDENTITY_URL=http://" + idn.Addr,
+	})
+	if err != nil {
+		return nil, emus, err
+	}
+	rt, err := Start(cfg, log)
+	if err != nil {
+		return nil, emus, err
+	}
+	printDemo(w, rt.Addr(), rt.AdminAddr(), up.Addr, idn.Addr)
+	return rt, emus, nil
+}
+
+func printDemo(w io.Writer, addr, admin, up, idn string) {
+	b := "http://" + addr
+	fmt.Fprintf(w, `credbridge demo is running.
+  bridge            %s   (clients of both dialects)
+  oscred backend    http://%s   (reference Huawei/OTC IAM, the upstream)
+  identity service  http://%s   (reference Keystone tokens)
+  admin             http://%s/healthz  /readyz
+
+Demo tokens: demo-admin-token (secu_admin), demo-alice-token and demo-bob-token
+(plain users u-alice, u-bob), demo-te-token (te_admin: not a key admin).
+
+# oscred client: create a key for alice as the admin (the only answer with a secret)
+curl -s -X POST %[1]s/v3.0/OS-CREDENTIAL/credentials -H 'X-Auth-Token: demo-admin-token' \
+  -H 'Content-Type: application/json;charset=utf8' -d '{"credential":{"user_id":"u-alice","description":"demo"}}'
+
+# oscred client: alice lists her keys (no secrets)
+curl -s %[1]s/v3.0/OS-CREDENTIAL/credentials -H 'X-Auth-Token: demo-alice-token'
+
+# ec2blob (IBM) client against the same oscred backend: alice's keys with blobs
+curl -s '%[1]s/credentials?user_id=u-alice' -H 'X-Auth-Token: demo-alice-token'
+
+# ec2blob (IBM) client: deactivate a key (put an AK from above in both places)
+curl -s -X PATCH %[1]s/credentials/AK -H 'X-Auth-Token: demo-alice-token' -H 'Content-Type: application/json' \
+  -d '{"credential":{"blob":{"access":"AK","status":"Inactive"},"type":"ec2","user_id":"u-alice"}}'
+
+# Keystone client: the same key by its sha256 id
+curl -s %[1]s/v3/credentials/$(printf AK | sha256sum | cut -d' ' -f1) -H 'X-Auth-Token: demo-alice-token'
+
+# bob may not touch alice's key (403, in the client's dialect)
+curl -s -X DELETE %[1]s/v3.0/OS-CREDENTIAL/credentials/AK -H 'X-Auth-Token: demo-bob-token'
+
+Ctrl-C stops everything.
+`, b, up, idn, admin)
+}

@@ -1,0 +1,482 @@
+package proxy
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/credbridge/credbridge/translate"
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+)
+
+// send calls the upstream with the credentials configured for it.
+func (s *Server) send(k *call, method, path, query string, body []byte) (answer, *translate.Error) {
+	tok, err := s.tokens.UpstreamToken(k.ctx, k.token)
+	if err != nil {
+		s.log.Warn("no upstream credentials", "err", err.Error())
+		return answer{}, translate.ErrUnavailable("cannot obtain upstream credentials; try again later")
+	}
+	var extra http.Header
+	if s.side.Dialect == translate.Oscred {
+		extra = http.Header{"X-Request-Id": []string{k.reqID}}
+	}
+	return s.up.do(k.ctx, method, path, query, body, tok, extra)
+}
+
+func (s *Server) keyPath(upID string) string { return basePath(s.side) + "/" + upID }
+
+// upError maps an upstream error answer to the client's dialect.
+func (s *Server) upError(k *call, a answer) *translate.Error {
+	return translate.ParseUpstreamError(s.side, k.op, a.status, a.body)
+}
+
+// pass relays a same-dialect answer untouched, unless it is not the JSON the
+// dialect promises, in which case it becomes a proper error.
+func (s *Server) pass(k *call, a answer) *translate.Error {
+	switch {
+	case a.status == http.StatusNoContent:
+		return s.reply(k, a.status, nil, a.header)
+	case a.status < 200 || (a.status >= 300 && a.status < 400):
+		return translate.ErrBadGateway("upstream answered with an unexpected status")
+	case len(a.body) == 0 || !gjson.ValidBytes(a.body):
+		if a.status >= 400 {
+			return s.upError(k, a)
+		}
+		return translate.ErrBadGateway("upstream answered with something that is not JSON")
+	}
+	return s.reply(k, a.status, a.body, a.header)
+}
+
+func (s *Server) same(k *call) bool { return k.client == s.side }
+
+func (s *Server) deny(k *call) *translate.Error {
+	return translate.ErrForbidden("policy does not allow " + k.op.String() + " for this caller on this key")
+}
+
+// view says how answers are shown to this client.
+func (s *Server) view(k *call, op translate.Op) translate.View {
+	v := translate.View{Op: op, Form: k.req.Blob, Secrets: k.client.Dialect == translate.EC2Blob, ProjectID: k.req.ProjectID}
+	if v.ProjectID == "" {
+		v.ProjectID = k.projectFilter
+	}
+	if v.ProjectID == "" {
+		v.ProjectID = k.who.ProjectID
+	}
+	if k.client == translate.SideKeystone {
+		scheme := "http"
+		if k.c.Request().TLS != nil {
+			scheme = "https"
+		}
+		v.Links = scheme + "://" + k.c.Request().Host + basePath(translate.SideKeystone)
+	}
+	return v
+}
+
+// fetch reads one key from the upstream, learning its owner on the way.
+func (s *Server) fetch(k *call, upID string) (translate.Cred, answer, *translate.Error) {
+	a, err := s.send(k, http.MethodGet, s.keyPath(upID), "", nil)
+	if err != nil {
+		return translate.Cred{}, a, err
+	}
+	if a.status != http.StatusOK {
+		return translate.Cred{}, a, s.upError(k, a)
+	}
+	c, ok := translate.ParseAnswer(s.side, a.body)
+	if !ok || c.UserID == "" {
+		return c, a, translate.ErrBadGateway("upstream answered a key without an owner")
+	}
+	s.owners.set(upID, c.UserID)
+	s.seen.add(c.Access)
+	return c, a, nil
+}
+
+// owner of the key named upID: from the cache, else from the upstream.
+func (s *Server) owner(k *call, upID string) (string, *translate.Error) {
+	if o, ok := s.owners.get(upID); ok {
+		return o, nil
+	}
+	c, _, err := s.fetch(k, upID)
+	return c.UserID, err
+}
+
+// resolve gives the id to use in the upstream path and the AK when known.
+func (s *Server) resolve(k *call) (upID, ak string, err *translate.Error) {
+	switch {
+	case !k.client.HashIDs() && !s.side.HashIDs():
+		return k.id, k.id, nil
+	case !k.client.HashIDs(): // AK from the client, Keystone upstream
+		return translate.HashID(k.id), k.id, nil
+	case s.side.HashIDs(): // Keystone on both sides
+		ak = k.req.Access
+		if ak == "" {
+			ak = s.seen.lookup(k.id)
+		}
+		return k.id, ak, nil
+	}
+	// A Keystone id toward an upstream that names keys by AK.
+	if ak = k.req.Access; ak == "" {
+		ak = s.seen.lookup(k.id)
+	}
+	if ak == "" {
+		if ak, err = s.resolveByList(k); err != nil {
+			return "", "", err
+		}
+	}
+	return ak, ak, nil
+}
+
+// resolveByList finds the AK whose sha256 is the client's id among the caller's
+// own keys on the upstream.
+func (s *Server) resolveByList(k *call) (string, *translate.Error) {
+	q := "user_id=" + url.QueryEscape(k.who.UserID)
+	if s.side.Dialect == translate.EC2Blob {
+		q += "&type=ec2"
+	}
+	saved := k.op
+	k.op = translate.OpList // error mapping as for a list
+	a, err := s.send(k, http.MethodGet, basePath(s.side), q, nil)
+	k.op = saved
+	if err != nil {
+		return "", err
+	}
+	if a.status != http.StatusOK {
+		return "", s.upError(k, a)
+	}
+	found := ""
+	translate.ForEachInList(s.side, a.body, func(c translate.Cred) {
+		s.seen.add(c.Access)
+		if found == "" && c.Access != "" && translate.HashID(c.Access) == k.id {
+			found = strings.Clone(c.Access)
+		}
+	})
+	if found == "" {
+		return "", translate.ErrNotFound("could not find credential " + k.id)
+	}
+	return found, nil
+}
+
+func (s *Server) create(k *call) *translate.Error {
+	target := k.req.UserID
+	if target == "" {
+		target = k.who.UserID
+	}
+	if d := s.rules.Decide("create", k.who, target); !d.Allowed {
+		return s.deny(k)
+	}
+	base := basePath(s.side)
+	if s.same(k) {
+		body := k.body
+		if !k.req.HasUserID { // both dialects name the owner; the default is the caller
+			body, _ = sjson.SetBytes(body, "credential.user_id", target)
+		}
+		a, err := s.send(k, http.MethodPost, base, "", body)
+		if err != nil {
+			return err
+		}
+		if a.status < 300 {
+			if c, ok := translate.ParseAnswer(s.side, a.body); ok {
+				s.seen.add(c.Access)
+				s.owners.set(s.side.ID(c.Access), c.UserID)
+			}
+		}
+		return s.pass(k, a)
+	}
+	c := k.req
+	c.UserID = target
+	if s.side.Dialect == translate.EC2Blob {
+		if c.ProjectID == "" {
+			c.ProjectID = k.who.ProjectID
+		}
+		if s.side == translate.SideKeystone && c.Access == "" {
+			c.Access, c.Secret = translate.NewKeyPair() // Keystone needs the pair from its client
+		}
+		if c.Access != "" && c.Status == translate.StatusUnset {
+			c.Status = translate.StatusActive
+		}
+	}
+	a, err := s.send(k, http.MethodPost, base, "", translate.AppendRequest(make([]byte, 0, 256), s.side, translate.OpCreate, c))
+	if err != nil {
+		return err
+	}
+	if a.status != http.StatusCreated && a.status != http.StatusOK {
+		return s.upError(k, a)
+	}
+	got, ok := translate.ParseAnswer(s.side, a.body)
+	if !ok || got.Access == "" {
+		return translate.ErrBadGateway("upstream answered a create without an access key")
+	}
+	if got.Secret == "" {
+		got.Secret = c.Secret
+	}
+	if got.UserID == "" {
+		got.UserID = target
+	}
+	if !got.HasDescription && c.HasDescription {
+		got.Description, got.HasDescription = c.Description, true
+	}
+	if got.Status == translate.StatusUnset {
+		got.Status = translate.StatusActive
+	}
+	if got.CreateTime == "" && k.client.Dialect == translate.Oscred {
+		got.CreateTime = s.now().UTC().Format("2006-01-02T15:04:05.000000Z")
+	}
+	s.seen.add(got.Access)
+	s.owners.set(s.side.ID(got.Access), got.UserID)
+	k.out = translate.AppendAnswer(k.out, k.client, s.view(k, translate.OpCreate), got)
+	return s.reply(k, http.StatusCreated, k.out, a.header)
+}
+
+func (s *Server) list(k *call) *translate.Error {
+	target := k.userFilter
+	if target == "" {
+		target = k.who.UserID
+	}
+	d := s.rules.Decide("list", k.who, target)
+	if !d.Allowed {
+		return s.deny(k)
+	}
+	// Who may see everything (a role allowed it) gets the upstream's own default;
+	// anyone allowed only as an owner is pinned to their own keys, whatever token
+	// the bridge uses upstream.
+	user := k.userFilter
+	if user == "" && (d.Rule == "owner" || s.side.Dialect == translate.Oscred) {
+		user = target
+	}
+	q := url.Values{}
+	if user != "" {
+		q.Set("user_id", user)
+	}
+	if s.side.Dialect == translate.EC2Blob {
+		if k.projectFilter != "" {
+			q.Set("project_id", k.projectFilter)
+		}
+		q.Set("type", "ec2")
+	}
+	a, err := s.send(k, http.MethodGet, basePath(s.side), q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	if a.status != http.StatusOK {
+		if s.same(k) {
+			return s.pass(k, a)
+		}
+		return s.upError(k, a)
+	}
+	if s.same(k) {
+		translate.ForEachInList(s.side, a.body, func(c translate.Cred) { s.seen.add(c.Access) })
+		return s.pass(k, a)
+	}
+	v := s.view(k, translate.OpList)
+	out := translate.AppendListOpen(k.out, k.client, v)
+	n := 0
+	ok := translate.ForEachInList(s.side, a.body, func(c translate.Cred) {
+		if c.Access == "" {
+			return
+		}
+		s.seen.add(c.Access)
+		if n > 0 {
+			out = append(out, ',')
+		}
+		n++
+		out = translate.AppendCred(out, k.client, v, c)
+	})
+	if !ok {
+		return translate.ErrBadGateway("upstream answered a list that is not a list")
+	}
+	k.out = translate.AppendListClose(out)
+	return s.reply(k, http.StatusOK, k.out, a.header)
+}
+
+func (s *Server) get(k *call) *translate.Error {
+	upID, ak, err := s.resolve(k)
+	if err != nil {
+		return err
+	}
+	c, a, err := s.fetch(k, upID)
+	if err != nil {
+		if s.same(k) && a.status >= 400 {
+			return s.pass(k, a)
+		}
+		return err
+	}
+	if d := s.rules.Decide("get", k.who, c.UserID); !d.Allowed {
+		return s.deny(k)
+	}
+	if s.same(k) {
+		return s.pass(k, a)
+	}
+	if c.Access == "" {
+		c.Access = ak
+	}
+	k.out = translate.AppendAnswer(k.out, k.client, s.view(k, translate.OpGet), c)
+	return s.reply(k, http.StatusOK, k.out, a.header)
+}
+
+func (s *Server) update(k *call) *translate.Error {
+	upID, ak, err := s.resolve(k)
+	if err != nil {
+		return err
+	}
+	method := http.MethodPatch
+	if s.side.Dialect == translate.Oscred {
+		method = http.MethodPut
+	}
+	switch {
+	case s.same(k):
+		if err := s.allowByOwner(k, upID); err != nil {
+			return err
+		}
+		a, err := s.send(k, method, s.keyPath(upID), "", k.body)
+		if err != nil {
+			return err
+		}
+		return s.pass(k, a)
+
+	case s.side.Dialect == translate.Oscred: // ec2blob client: status and description only
+		if s.rules.NeedsOwner("update", k.who) || k.req.HasUserID {
+			owner, err := s.owner(k, upID)
+			if err != nil {
+				return err
+			}
+			if k.req.HasUserID && k.req.UserID != owner {
+				return translate.ErrBadParam("user_id differs from the key's owner: an update cannot move a key")
+			}
+			if d := s.rules.Decide("update", k.who, owner); !d.Allowed {
+				return s.deny(k)
+			}
+		} else if d := s.rules.Decide("update", k.who, ""); !d.Allowed {
+			return s.deny(k)
+		}
+		a, err := s.send(k, method, s.keyPath(upID), "", translate.AppendRequest(make([]byte, 0, 128), s.side, translate.OpUpdate, k.req))
+		if err != nil {
+			return err
+		}
+		return s.answerUpdate(k, a, ak, k.req)
+	}
+	// Toward an ec2blob upstream the whole blob is written back: read it, merge.
+	cur, _, err := s.fetch(k, upID)
+	if err != nil {
+		return err
+	}
+	if k.req.HasUserID && k.req.UserID != cur.UserID {
+		return translate.ErrBadParam("user_id differs from the key's owner: an update cannot move a key")
+	}
+	if d := s.rules.Decide("update", k.who, cur.UserID); !d.Allowed {
+		return s.deny(k)
+	}
+	merged := cur
+	if k.req.Status != translate.StatusUnset {
+		merged.Status = k.req.Status
+	}
+	if k.req.HasDescription {
+		merged.Description, merged.HasDescription = k.req.Description, true
+	}
+	if k.req.Secret != "" {
+		merged.Secret = k.req.Secret
+	}
+	if k.req.ProjectID != "" {
+		merged.ProjectID = k.req.ProjectID
+	}
+	if merged.Access == "" || merged.Secret == "" {
+		// Writing a blob without its secret would erase the key's secret upstream.
+		return translate.ErrBadGateway("upstream did not return the key's blob in full; refusing to overwrite it")
+	}
+	a, err := s.send(k, method, s.keyPath(upID), "", translate.AppendRequest(make([]byte, 0, 256), s.side, translate.OpUpdate, merged))
+	if err != nil {
+		return err
+	}
+	return s.answerUpdate(k, a, merged.Access, k.req)
+}
+
+// answerUpdate renders an upstream's update answer for a client of another dialect.
+func (s *Server) answerUpdate(k *call, a answer, ak string, req translate.Cred) *translate.Error {
+	if a.status != http.StatusOK {
+		return s.upError(k, a)
+	}
+	got, ok := translate.ParseAnswer(s.side, a.body)
+	if !ok {
+		return translate.ErrBadGateway("upstream answered an update with something that is not a credential")
+	}
+	if got.Access == "" {
+		got.Access = ak
+	}
+	if !got.HasDescription && req.HasDescription {
+		got.Description, got.HasDescription = req.Description, true
+	}
+	k.out = translate.AppendAnswer(k.out, k.client, s.view(k, translate.OpUpdate), got)
+	return s.reply(k, http.StatusOK, k.out, a.header)
+}
+
+// allowByOwner checks the rule for k's operation, looking the owner up only when
+// no role rule settles it.
+func (s *Server) allowByOwner(k *call, upID string) *translate.Error {
+	owner := ""
+	if s.rules.NeedsOwner(k.op.String(), k.who) {
+		var err *translate.Error
+		if owner, err = s.owner(k, upID); err != nil {
+			return err
+		}
+	}
+	if d := s.rules.Decide(k.op.String(), k.who, owner); !d.Allowed {
+		return s.deny(k)
+	}
+	return nil
+}
+
+func (s *Server) delete(k *call) *translate.Error {
+	upID, ak, err := s.resolve(k)
+	if err != nil {
+		return err
+	}
+	if err := s.allowByOwner(k, upID); err != nil {
+		return err
+	}
+	a, err := s.send(k, http.MethodDelete, s.keyPath(upID), "", nil)
+	if err != nil {
+		return err
+	}
+	if a.status == http.StatusNoContent || a.status == http.StatusOK {
+		s.owners.forget(upID)
+		if ak != "" {
+			s.seen.forget(ak)
+		}
+		return s.reply(k, http.StatusNoContent, nil, a.header)
+	}
+	if s.same(k) {
+		return s.pass(k, a)
+	}
+	return s.upError(k, a)
+}
+
+// securityTokens passes temporary-key requests to an oscred upstream; ec2blob
+// has no counterpart.
+func (s *Server) securityTokens(c echoContext) error {
+	k := call{ctx: c.Request().Context(), c: c, client: translate.SideOscred, reqID: requestID(c.Request())}
+	err := func() *translate.Error {
+		if s.side != translate.SideOscred {
+			return translate.ErrNotImpl("temporary access keys have no counterpart on this upstream")
+		}
+		if err := s.checkInput(&k, nil); err != nil {
+			return err
+		}
+		if err := s.readBody(&k, c.Request()); err != nil {
+			return err
+		}
+		if !gjson.ValidBytes(k.body) || !gjson.ParseBytes(k.body).IsObject() {
+			return translate.ErrBadBody("request body must be a JSON object")
+		}
+		if err := s.authenticate(&k); err != nil {
+			return err
+		}
+		a, err := s.send(&k, http.MethodPost, "/v3.0/OS-CREDENTIAL/securitytokens", "", k.body)
+		if err != nil {
+			return err
+		}
+		return s.pass(&k, a)
+	}()
+	if err != nil {
+		s.writeError(c, translate.SideOscred, k.reqID, err)
+	}
+	return nil
+}

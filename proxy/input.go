@@ -1,0 +1,145 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/credbridge/credbridge/policy"
+	"github.com/credbridge/credbridge/translate"
+)
+
+// checkInput applies every check of dialects.md "Input checks" that needs no
+// identity: a request failing one never reaches the identity service or the
+// upstream. buf is a pooled buffer the body is read into.
+func (s *Server) checkInput(k *call, buf []byte) *translate.Error {
+	k.body = buf
+	r := k.c.Request()
+	if k.op == translate.OpGet || k.op == translate.OpUpdate || k.op == translate.OpDelete {
+		if !translate.ValidID(k.client, k.id) {
+			if k.client.HashIDs() {
+				return translate.ErrBadParam("credential id must be 64 lower-case hex characters (sha256 of the access key)")
+			}
+			return translate.ErrBadParam("access key id must be 1-128 characters of A-Za-z0-9")
+		}
+	}
+	k.token = r.Header.Get("X-Auth-Token")
+	if k.token == "" {
+		return translate.ErrUnauthorized("X-Auth-Token is required")
+	}
+	if !policy.ValidTokenSyntax(k.token) {
+		return translate.ErrUnauthorized("X-Auth-Token is malformed")
+	}
+	if k.op == translate.OpList {
+		if err := k.readFilters(r.URL.RawQuery); err != nil {
+			return err
+		}
+	}
+	if k.op != translate.OpCreate && k.op != translate.OpUpdate {
+		return nil
+	}
+	if err := s.readBody(k, r); err != nil {
+		return err
+	}
+	req, err := translate.ParseRequest(k.client, k.op, k.body)
+	if err != nil {
+		return err
+	}
+	k.req = req
+	return s.checkCross(k)
+}
+
+// readBody reads a bounded JSON body.
+func (s *Server) readBody(k *call, r *http.Request) *translate.Error {
+	if !isJSONType(r.Header.Get("Content-Type")) {
+		return translate.ErrMediaType("Content-Type must be application/json")
+	}
+	if r.ContentLength > s.maxBody {
+		return translate.ErrTooLarge("request body exceeds the limit")
+	}
+	b := k.body[:0]
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if int64(len(b)) > s.maxBody {
+			k.body = b
+			return translate.ErrTooLarge("request body exceeds the limit")
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			k.body = b
+			return translate.ErrBadBody("cannot read the request body")
+		}
+	}
+	k.body = b
+	return nil
+}
+
+// isJSONType accepts application/json with any parameters, in any letter case.
+func isJSONType(ct string) bool {
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "application/json")
+}
+
+// readFilters checks list filters. Unknown parameters are not forwarded.
+func (k *call) readFilters(raw string) *translate.Error {
+	if raw == "" {
+		return nil
+	}
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return translate.ErrBadParam("malformed query string")
+	}
+	for name, dst := range map[string]*string{"user_id": &k.userFilter, "project_id": &k.projectFilter} {
+		v, ok := q[name]
+		if !ok {
+			continue
+		}
+		if len(v) != 1 || !translate.ValidQueryValue(v[0]) {
+			return translate.ErrBadParam(name + " must be given once, 1-255 printable characters")
+		}
+		*dst = v[0]
+	}
+	if t, ok := q["type"]; ok && (len(t) != 1 || t[0] != "ec2") && k.client.Dialect == translate.EC2Blob {
+		return translate.ErrBadParam(`type filter must be "ec2": the bridge manages access keys only`)
+	}
+	return nil
+}
+
+// checkCross applies the body rules that depend on the path and on the upstream.
+func (s *Server) checkCross(k *call) *translate.Error {
+	c := &k.req
+	if k.client.Dialect == translate.EC2Blob && k.op == translate.OpUpdate && c.Access != "" {
+		if k.client.HashIDs() && translate.HashID(c.Access) != k.id {
+			return translate.ErrBadParam("blob.access does not match the credential id (sha256 of the access key)")
+		}
+		if !k.client.HashIDs() && c.Access != k.id {
+			return translate.ErrBadParam("blob.access does not match the access key in the path")
+		}
+	}
+	if k.client == s.side || k.client.Dialect != translate.EC2Blob || s.side.Dialect != translate.Oscred {
+		return nil
+	}
+	// ec2blob client, oscred upstream.
+	switch k.op {
+	case translate.OpCreate:
+		if c.Access != "" || c.Secret != "" {
+			return translate.ErrBadParam("upstream generates keys: blob may not carry access or secret")
+		}
+		if c.Status == translate.StatusInactive {
+			return translate.ErrBadParam("upstream creates keys active: set the status with an update")
+		}
+	case translate.OpUpdate:
+		if c.Status == translate.StatusUnset && !c.HasDescription {
+			return translate.ErrBadParam("nothing to update: upstream stores only blob.status and blob.description")
+		}
+		k.warn = c.Secret != ""
+	}
+	return nil
+}

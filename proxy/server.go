@@ -1,0 +1,329 @@
+// Package proxy is the bridge's HTTP edge: echo routes for both dialects, input
+// checks, policy, the upstream call, and rendering of every answer and error in
+// the client's dialect. It wires translate (pure) and policy (no dialects).
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/credbridge/credbridge/config"
+	"github.com/credbridge/credbridge/policy"
+	"github.com/credbridge/credbridge/translate"
+	"github.com/labstack/echo/v4"
+)
+
+// Deps are the parts the server is built from; nil fields get defaults.
+type Deps struct {
+	Validator policy.Validator
+	Rules     *policy.Rules
+	Tokens    TokenSource
+	// Transport toward the upstream (nil: a pooled http.Transport).
+	Transport http.RoundTripper
+	Log       *slog.Logger
+	Now       func() time.Time
+}
+
+type echoContext = echo.Context
+
+// Server answers clients of both dialects in front of one upstream.
+type Server struct {
+	e         *echo.Echo
+	up        *upstream
+	side      translate.Side
+	validator policy.Validator
+	rules     *policy.Rules
+	tokens    TokenSource
+	owners    *ownerCache
+	seen      *seenKeys
+	maxBody   int64
+	log       *slog.Logger
+	now       func() time.Time
+}
+
+// UpstreamSide maps the config's dialect and flavor to a side.
+func UpstreamSide(u config.Upstream) translate.Side {
+	switch {
+	case u.Dialect == "oscred":
+		return translate.SideOscred
+	case u.Flavor == "keystone":
+		return translate.SideKeystone
+	}
+	return translate.SideIBM
+}
+
+// New builds the server from a validated config.
+func New(cfg *config.Config, d Deps) (*Server, error) {
+	if d.Validator == nil {
+		return nil, errors.New("proxy: a token validator is required")
+	}
+	if d.Rules == nil {
+		r, err := policy.Compile(cfg.Policy)
+		if err != nil {
+			return nil, err
+		}
+		d.Rules = r
+	}
+	if d.Tokens == nil {
+		d.Tokens = Passthrough{}
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	side := UpstreamSide(cfg.Upstream)
+	s := &Server{
+		up:        newUpstream(side, cfg.Upstream.URL, cfg.Upstream.Timeout, d.Transport),
+		side:      side,
+		validator: d.Validator,
+		rules:     d.Rules,
+		tokens:    d.Tokens,
+		owners:    newOwnerCache(cfg.Cache.TTL, d.Now),
+		seen:      newSeenKeys(),
+		maxBody:   cfg.Limits.MaxBodyBytes,
+		log:       d.Log,
+		now:       d.Now,
+	}
+	s.e = s.routes()
+	return s, nil
+}
+
+// Handler is the client-facing HTTP handler.
+func (s *Server) Handler() http.Handler { return s.e }
+
+func (s *Server) routes() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.routeError
+	for _, side := range []translate.Side{translate.SideOscred, translate.SideIBM, translate.SideKeystone} {
+		base := basePath(side)
+		update := http.MethodPatch
+		if side == translate.SideOscred {
+			update = http.MethodPut
+		}
+		e.Add(http.MethodPost, base, s.route(side, translate.OpCreate))
+		e.Add(http.MethodGet, base, s.route(side, translate.OpList))
+		e.Add(http.MethodGet, base+"/:id", s.route(side, translate.OpGet))
+		e.Add(update, base+"/:id", s.route(side, translate.OpUpdate))
+		e.Add(http.MethodDelete, base+"/:id", s.route(side, translate.OpDelete))
+	}
+	e.Add(http.MethodPost, "/v3.0/OS-CREDENTIAL/securitytokens", s.securityTokens)
+	return e
+}
+
+// sideOfPath guesses the client's dialect for requests no route matched.
+func sideOfPath(p string) translate.Side {
+	switch {
+	case strings.HasPrefix(p, "/v3.0/"):
+		return translate.SideOscred
+	case strings.HasPrefix(p, "/v3/"):
+		return translate.SideKeystone
+	}
+	return translate.SideIBM
+}
+
+// routeError renders echo's own errors (no route, wrong method, panics) in the
+// dialect the path suggests.
+func (s *Server) routeError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	side := sideOfPath(c.Request().URL.Path)
+	var he *echo.HTTPError
+	e := &translate.Error{Status: 500, Code: translate.CodeInternal, Message: "internal error"}
+	if errors.As(err, &he) {
+		switch he.Code {
+		case http.StatusNotFound:
+			e = translate.ErrNotFound("no such resource: " + c.Request().Method + " " + c.Request().URL.Path)
+		case http.StatusMethodNotAllowed:
+			e = translate.ErrMethod("method " + c.Request().Method + " is not allowed here")
+		default:
+			e = &translate.Error{Status: he.Code, Code: translate.CodeInternal, Message: http.StatusText(he.Code)}
+		}
+	} else {
+		s.log.Error("unhandled error", "err", err.Error(), "path", c.Request().URL.Path)
+	}
+	s.writeError(c, side, requestID(c.Request()), e)
+}
+
+// call is one client request on its way through the bridge.
+type call struct {
+	ctx    context.Context
+	c      echo.Context
+	client translate.Side
+	op     translate.Op
+	id     string
+	body   []byte
+	req    translate.Cred
+	token  string
+	who    *policy.Identity
+	reqID  string
+	// filters of a list request
+	userFilter, projectFilter string
+	// warning to answer with (secret dropped)
+	warn bool
+	// out is the pooled buffer answers are rendered into.
+	out []byte
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func (s *Server) route(side translate.Side, op translate.Op) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		in, out := bufPool.Get().(*[]byte), bufPool.Get().(*[]byte)
+		k := call{ctx: c.Request().Context(), c: c, client: side, op: op, id: c.Param("id"), reqID: requestID(c.Request()), out: (*out)[:0]}
+		if err := s.serve(&k, (*in)[:0]); err != nil {
+			s.writeError(c, side, k.reqID, err)
+		}
+		*in = k.body[:0]
+		*out = k.out[:0]
+		if cap(*in) <= 64<<10 {
+			bufPool.Put(in)
+		}
+		if cap(*out) <= 64<<10 {
+			bufPool.Put(out)
+		}
+		return nil
+	}
+}
+
+func (s *Server) serve(k *call, buf []byte) *translate.Error {
+	if err := s.checkInput(k, buf); err != nil {
+		return err
+	}
+	if err := s.authenticate(k); err != nil {
+		return err
+	}
+	switch k.op {
+	case translate.OpCreate:
+		return s.create(k)
+	case translate.OpList:
+		return s.list(k)
+	case translate.OpGet:
+		return s.get(k)
+	case translate.OpUpdate:
+		return s.update(k)
+	case translate.OpDelete:
+		return s.delete(k)
+	}
+	return translate.ErrNotFound("unknown operation")
+}
+
+// authenticate turns the caller's token into an identity: 401 when it is missing
+// or invalid, 503 (fail closed) when the identity service cannot say.
+func (s *Server) authenticate(k *call) *translate.Error {
+	id, err := s.validator.Validate(k.ctx, k.token)
+	switch {
+	case err == nil:
+		k.who = id
+		return nil
+	case errors.Is(err, policy.ErrInvalidToken), errors.Is(err, policy.ErrNoToken):
+		return translate.ErrUnauthorized("the token is invalid or expired")
+	}
+	s.log.Warn("identity service unavailable", "err", err.Error())
+	return translate.ErrUnavailable("identity service unavailable; try again later")
+}
+
+// requestID keeps a sane client X-Request-Id, else makes one.
+func requestID(r *http.Request) string {
+	if v := r.Header.Get("X-Request-Id"); v != "" && len(v) <= 128 && policy.ValidTokenSyntax(v) {
+		return v
+	}
+	var b [32]byte
+	const hex = "0123456789abcdef"
+	a, c := rand.Uint64(), rand.Uint64()
+	for i := 0; i < 16; i++ {
+		b[i], b[16+i] = hex[a>>(4*i)&0xf], hex[c>>(4*i)&0xf]
+	}
+	return string(b[:])
+}
+
+var (
+	ctOscred = "application/json;charset=utf8"
+	ctEC2    = "application/json; charset=utf-8"
+)
+
+// headers sets what every answer to side carries: X-Request-Id for oscred,
+// X-Trans-Id and X-Timestamp for ec2blob (the upstream's when it sent them).
+func (s *Server) headers(h http.Header, side translate.Side, reqID string, from http.Header) {
+	if side.Dialect == translate.Oscred {
+		h["X-Request-Id"] = []string{reqID}
+		return
+	}
+	if v := from.Get("X-Trans-Id"); v != "" && validTransID(v) {
+		h["X-Trans-Id"] = []string{v}
+		h["X-Timestamp"] = []string{from.Get("X-Timestamp")}
+		return
+	}
+	now := s.now()
+	h["X-Trans-Id"] = []string{transID(reqID, now)}
+	h["X-Timestamp"] = []string{strconv.FormatFloat(float64(now.UnixMicro())/1e6, 'f', 5, 64)}
+}
+
+// transID is Swift's form: "tx" + 21 hex + "-" + 10 hex (the unix time).
+func transID(reqID string, now time.Time) string {
+	id := reqID
+	if len(id) < 21 || !isHex(id[:21]) {
+		id = requestIDHex()
+	}
+	return fmt.Sprintf("tx%s-%010x", id[:21], now.Unix())
+}
+
+func requestIDHex() string { return requestID(&http.Request{Header: http.Header{}}) }
+
+func validTransID(v string) bool {
+	return len(v) == 34 && strings.HasPrefix(v, "tx") && v[23] == '-' && isHex(v[2:23]) && isHex(v[24:])
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !('0' <= s[i] && s[i] <= '9' || 'a' <= s[i] && s[i] <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// writeError is the one place errors reach a client: its dialect, JSON, always.
+func (s *Server) writeError(c echo.Context, side translate.Side, reqID string, e *translate.Error) {
+	h := c.Response().Header()
+	s.headers(h, side, reqID, nil)
+	if e.Code == translate.CodeUnauthorized && side.Dialect == translate.EC2Blob {
+		h["Www-Authenticate"] = []string{`Keystone uri="/v3"`}
+	}
+	ct := ctEC2
+	if side.Dialect == translate.Oscred {
+		ct = ctOscred
+	}
+	_ = c.Blob(e.StatusFor(side), ct, translate.AppendError(make([]byte, 0, 256), side, e))
+}
+
+// reply writes a success answer (or a same-dialect upstream answer) to the client.
+func (s *Server) reply(k *call, status int, body []byte, from http.Header) *translate.Error {
+	h := k.c.Response().Header()
+	s.headers(h, k.client, k.reqID, from)
+	if k.warn {
+		h["Warning"] = []string{`299 - "secret not changed: upstream cannot change secrets"`}
+	}
+	if status == http.StatusNoContent || len(body) == 0 {
+		return noErr(k.c.NoContent(status))
+	}
+	ct := ctEC2
+	if k.client.Dialect == translate.Oscred {
+		ct = ctOscred
+	}
+	return noErr(k.c.Blob(status, ct, body))
+}
+
+// noErr drops write errors: the client went away and there is no one to tell.
+func noErr(error) *translate.Error { return nil }

@@ -1,0 +1,107 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/credbridge/credbridge/config"
+	"github.com/tidwall/gjson"
+)
+
+// TokenSource gives the token the bridge sends upstream for a caller.
+type TokenSource interface {
+	UpstreamToken(ctx context.Context, callerToken string) (string, error)
+}
+
+// Passthrough sends the caller's own token: the upstream applies its own policy too.
+type Passthrough struct{}
+
+func (Passthrough) UpstreamToken(_ context.Context, caller string) (string, error) { return caller, nil }
+
+// StaticToken sends one configured token for everyone.
+type StaticToken string
+
+func (t StaticToken) UpstreamToken(context.Context, string) (string, error) { return string(t), nil }
+
+// KeystoneLogin logs in as a service user with POST /v3/auth/tokens, keeps the
+// token, and renews it before it expires. One login runs at a time; callers during
+// a renewal wait for it rather than stampeding the identity service.
+type KeystoneLogin struct {
+	cfg      config.Keystone
+	password string
+	hc       *http.Client
+	now      func() time.Time
+
+	mu      sync.Mutex
+	token   string
+	expires time.Time
+	renewAt time.Time
+}
+
+// NewKeystoneLogin builds the source; password is the content of password_file.
+func NewKeystoneLogin(cfg config.Keystone, password string, timeout time.Duration) *KeystoneLogin {
+	return &KeystoneLogin{cfg: cfg, password: password, hc: &http.Client{Timeout: timeout}, now: time.Now}
+}
+
+// UpstreamToken returns the service token, logging in when it is missing or due.
+func (k *KeystoneLogin) UpstreamToken(ctx context.Context, _ string) (string, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	now := k.now()
+	if k.token != "" && now.Before(k.renewAt) {
+		return k.token, nil
+	}
+	tok, exp, err := k.login(ctx)
+	if err != nil {
+		if k.token != "" && now.Before(k.expires) {
+			return k.token, nil // renewal failed but the old token still works
+		}
+		return "", err
+	}
+	// Renew when 80% of the life has passed, and at least a minute before expiry.
+	life := exp.Sub(now)
+	renew := now.Add(life * 8 / 10)
+	if latest := exp.Add(-time.Minute); renew.After(latest) {
+		renew = latest
+	}
+	k.token, k.expires, k.renewAt = tok, exp, renew
+	return tok, nil
+}
+
+func (k *KeystoneLogin) login(ctx context.Context) (string, time.Time, error) {
+	// encoding/json here: a login is off the request path and rare.
+	auth := map[string]any{"identity": map[string]any{"methods": []string{"password"}, "password": map[string]any{
+		"user": map[string]any{"name": k.cfg.UserName, "domain": map[string]any{"name": k.cfg.UserDomain}, "password": k.password}}}}
+	if k.cfg.ProjectID != "" {
+		auth["scope"] = map[string]any{"project": map[string]any{"id": k.cfg.ProjectID}}
+	}
+	raw, _ := json.Marshal(map[string]any{"auth": auth})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(k.cfg.URL, "/")+"/v3/auth/tokens", bytes.NewReader(raw))
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := k.hc.Do(req)
+	if err != nil {
+		return "", time.Time{}, errors.New("service login: identity service unreachable")
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		return "", time.Time{}, fmt.Errorf("service login: identity service answered %d", resp.StatusCode)
+	}
+	tok := resp.Header.Get("X-Subject-Token")
+	exp, err := time.Parse(time.RFC3339Nano, gjson.GetBytes(body, "token.expires_at").String())
+	if tok == "" || err != nil || !exp.After(k.now()) {
+		return "", time.Time{}, errors.New("service login: answer without a usable token")
+	}
+	return tok, exp, nil
+}
