@@ -105,7 +105,9 @@ func serveErr(err error) error {
 	return err
 }
 
-func (r *Runtime) serve(w http.ResponseWriter, req *http.Request) { (*r.handler.Load()).ServeHTTP(w, req) }
+func (r *Runtime) serve(w http.ResponseWriter, req *http.Request) {
+	(*r.handler.Load()).ServeHTTP(w, req)
+}
 
 // Addr is the client listener's address; AdminAddr the admin listener's.
 func (r *Runtime) Addr() string      { return r.ln.Addr().String() }

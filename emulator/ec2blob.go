@@ -107,8 +107,8 @@ func (s *EC2Blob) view(r *http.Request, k Key) map[string]any {
 
 // blobFields is what a blob may carry.
 type blobFields struct {
-	access, secret, status, desc string
-	hasStatus, hasDesc, hasSecret   bool
+	access, secret, status, desc  string
+	hasStatus, hasDesc, hasSecret bool
 }
 
 // readBlob reads the blob in the flavor's form (Keystone: a JSON string only;

@@ -24,7 +24,9 @@ type TokenSource interface {
 // Passthrough sends the caller's own token: the upstream applies its own policy too.
 type Passthrough struct{}
 
-func (Passthrough) UpstreamToken(_ context.Context, caller string) (string, error) { return caller, nil }
+func (Passthrough) UpstreamToken(_ context.Context, caller string) (string, error) {
+	return caller, nil
+}
 
 // StaticToken sends one configured token for everyone.
 type StaticToken string

@@ -12,23 +12,23 @@ import (
 type Code uint8
 
 const (
-	CodeNone Code = iota
-	CodeBadBody       // 400, body invalid (oscred IAM.0011)
-	CodeBadParam      // 400, parameter invalid (oscred IAM.0007)
-	CodeUnauthorized  // 401
-	CodeForbidden     // 403
-	CodeNotFound      // 404
-	CodeMethod        // 405
-	CodeConflict      // 409
-	CodeTooLarge      // 413
-	CodeMediaType     // 415
-	CodeQuota         // too many keys: oscred 400 akSkNumExceed, ibm 409, keystone 403
-	CodeRateLimited   // 429
-	CodeInternal      // 500
-	CodeNotImpl       // 501
-	CodeBadGateway    // 502
-	CodeUnavailable   // 503
-	CodeTimeout       // 504
+	CodeNone         Code = iota
+	CodeBadBody           // 400, body invalid (oscred IAM.0011)
+	CodeBadParam          // 400, parameter invalid (oscred IAM.0007)
+	CodeUnauthorized      // 401
+	CodeForbidden         // 403
+	CodeNotFound          // 404
+	CodeMethod            // 405
+	CodeConflict          // 409
+	CodeTooLarge          // 413
+	CodeMediaType         // 415
+	CodeQuota             // too many keys: oscred 400 akSkNumExceed, ibm 409, keystone 403
+	CodeRateLimited       // 429
+	CodeInternal          // 500
+	CodeNotImpl           // 501
+	CodeBadGateway        // 502
+	CodeUnavailable       // 503
+	CodeTimeout           // 504
 )
 
 // Error is what handlers return: a status, a neutral code and a message that is
