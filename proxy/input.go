@@ -17,6 +17,9 @@ func (s *Server) checkInput(k *call, buf []byte) *translate.Error {
 	k.body = buf
 	r := k.c.Request()
 	if k.op == translate.OpGet || k.op == translate.OpUpdate || k.op == translate.OpDelete {
+		if strings.IndexByte(k.id, '/') >= 0 { // echo's last parameter spans segments
+			return translate.ErrNotFound("no such resource: " + r.URL.Path)
+		}
 		if !translate.ValidID(k.client, k.id) {
 			if k.client.HashIDs() {
 				return translate.ErrBadParam("credential id must be 64 lower-case hex characters (sha256 of the access key)")
