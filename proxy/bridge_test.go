@@ -358,4 +358,3 @@ func TestListScopedForOwners(t *testing.T) {
 		})
 	}
 }
-
