@@ -1,0 +1,124 @@
+package proxy_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/credbridge/credbridge/config"
+	bt "github.com/credbridge/credbridge/internal/bridgetest"
+	"github.com/credbridge/credbridge/translate"
+)
+
+// closedURL is an address nothing listens on.
+func closedURL(t *testing.T) string {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	u := srv.URL
+	srv.Close()
+	return u
+}
+
+func TestIdentityFaultsFailClosed(t *testing.T) {
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "boom", http.StatusInternalServerError)
+	}))
+	t.Cleanup(broken.Close)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(2 * time.Second):
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(slow.Close)
+	garbage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("<html>not a token</html>"))
+	}))
+	t.Cleanup(garbage.Close)
+	for name, url := range map[string]string{"unreachable": closedURL(t), "500": broken.URL, "slow": slow.URL, "garbage 200": garbage.URL} {
+		t.Run(name, func(t *testing.T) {
+			e := bt.Start(t, translate.SideOscred, func(c *config.Config) {
+				c.Identity.URL = url
+				c.Identity.Timeout = 300 * time.Millisecond
+			})
+			for _, client := range sides {
+				r := e.Do("GET", bt.Base(client), bt.Admin, "", "")
+				want(t, client, r, 503)
+			}
+			if e.Upstream.Requests() != 0 {
+				t.Fatal("a request reached the upstream without a validated token")
+			}
+		})
+	}
+}
+
+func TestUpstreamFaults(t *testing.T) {
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(2 * time.Second):
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(slow.Close)
+	garbage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = w.Write([]byte("<html>maintenance</html>"))
+	}))
+	t.Cleanup(garbage.Close)
+	// An IBM accesser that refuses account privileges with its 405.
+	noPriv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		_, _ = w.Write([]byte(`{"error":{"code":405,"title":"Method Not Allowed","message":"no privileges on this storage account"}}`))
+	}))
+	t.Cleanup(noPriv.Close)
+	tests := []struct {
+		name   string
+		up     translate.Side
+		url    string
+		client translate.Side
+		status int
+	}{
+		{"unreachable to oscred client", translate.SideIBM, closedURL(t), translate.SideOscred, 502},
+		{"unreachable to ibm client", translate.SideOscred, closedURL(t), translate.SideIBM, 502},
+		{"timeout", translate.SideOscred, slow.URL, translate.SideKeystone, 504},
+		{"garbage answer cross", translate.SideOscred, garbage.URL, translate.SideIBM, 502},
+		{"garbage answer same dialect", translate.SideOscred, garbage.URL, translate.SideOscred, 502},
+		{"ec2blob 405 is oscred 403", translate.SideIBM, noPriv.URL, translate.SideOscred, 403},
+		{"ec2blob 405 stays for ec2blob", translate.SideIBM, noPriv.URL, translate.SideKeystone, 405},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := bt.Start(t, tc.up, func(c *config.Config) {
+				c.Upstream.URL = tc.url
+				c.Upstream.Timeout = 300 * time.Millisecond
+			})
+			r := e.Do("GET", bt.KeyPath(tc.client, "LOSZM4YRVLKOY9ABCDEF"), bt.Admin, "", "")
+			want(t, tc.client, r, tc.status)
+		})
+	}
+}
+
+// TestSameDialectPassesBodiesUntouched records what the upstream receives and
+// what the client gets back.
+func TestSameDialectPassesBodiesUntouched(t *testing.T) {
+	const answer = `{"credential":{"status":"inactive","access":"LOSZM4YRVLKOY9ABCDEF","create_time":"2020-01-08T06:26:08.123059Z","user_id":"u-alice","extra":{"kept":true}}}`
+	var got []byte
+	rec := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = make([]byte, r.ContentLength)
+		_, _ = r.Body.Read(got)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(answer))
+	}))
+	t.Cleanup(rec.Close)
+	e := bt.Start(t, translate.SideOscred, func(c *config.Config) { c.Upstream.URL = rec.URL })
+	const body = `{"credential": {"status": "inactive", "vendor_field": [1, 2]}}`
+	r := e.Do("PUT", "/v3.0/OS-CREDENTIAL/credentials/LOSZM4YRVLKOY9ABCDEF", bt.Admin, "application/json;charset=utf8", body)
+	want(t, translate.SideOscred, r, 200)
+	if string(got) != body {
+		t.Fatalf("upstream received %s", got)
+	}
+	if string(r.Body) != answer {
+		t.Fatalf("client received %s", r.Body)
+	}
+}
