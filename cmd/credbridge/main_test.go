@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/credbridge/credbridge/emulator"
+	bt "github.com/credbridge/credbridge/internal/bridgetest"
+)
+
+var bin string
+
+// TestMain builds the real binary once; the tests drive it as users do.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "credbridge-bin")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "credbridge")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		panic("build: " + err.Error() + "\n" + string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func run(t *testing.T, env []string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), code
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestVersion(t *testing.T) {
+	out, code := run(t, nil, "version")
+	if code != 0 || !strings.HasPrefix(out, "credbridge ") || !strings.Contains(out, "go1.") {
+		t.Fatalf("%d %q", code, out)
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	if out, code := run(t, nil, "frobnicate"); code != 2 || !strings.Contains(out, "usage") {
+		t.Fatalf("%d %q", code, out)
+	}
+}
+
+func TestCheckConfig(t *testing.T) {
+	good := writeFile(t, "upstream: {dialect: ec2blob, flavor: keystone, url: 'http://127.0.0.1:5000'}\ncache: {redis_url: 'redis://:hunter2@127.0.0.1:6379'}\n")
+	out, code := run(t, nil, "check-config", "--config", good)
+	if code != 0 || !strings.Contains(out, "flavor: keystone") || strings.Contains(out, "hunter2") {
+		t.Fatalf("%d %s", code, out)
+	}
+	out, code = run(t, []string{"CREDBRIDGE_CONFIG=" + good, "CREDBRIDGE_UPSTREAM_DIALECT=nonsense"}, "check-config")
+	if code != 1 || !strings.Contains(out, "upstream.dialect") {
+		t.Fatalf("env override not refused: %d %s", code, out)
+	}
+	bad := writeFile(t, "upstream:\n  timout: 3s\n")
+	if out, code = run(t, nil, "check-config", "--config", bad); code != 1 || !strings.Contains(out, "timout") {
+		t.Fatalf("%d %s", code, out)
+	}
+	if out, code = run(t, nil, "check-config", "--config", "/nonexistent.yaml"); code != 1 || !strings.Contains(out, "nonexistent") {
+		t.Fatalf("%d %s", code, out)
+	}
+}
+
+// waitFor polls url until it answers.
+func waitFor(t *testing.T, url string) {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s never answered", url)
+}
+
+func freeAddr(t *testing.T) string {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := srv.Listener.Addr().String()
+	srv.Close()
+	return addr
+}
+
+func TestServeReloadAndShutdown(t *testing.T) {
+	dir := emulator.NewDirectory(emulator.DemoUsers())
+	idn := httptest.NewServer(emulator.NewIdentity(dir).Handler())
+	defer idn.Close()
+	osc := emulator.NewOscred(dir)
+	up := httptest.NewServer(osc.Handler())
+	defer up.Close()
+	listen, admin := freeAddr(t), freeAddr(t)
+	content := "listen: " + listen + "\nadmin_listen: " + admin + "\nupstream: {url: '" + up.URL + "'}\nidentity: {url: '" + idn.URL + "'}\n"
+	path := writeFile(t, content)
+	cmd := exec.Command(bin, "serve", "--config", path)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitFor(t, "http://"+admin+"/healthz")
+	base := "http://" + listen
+
+	r := bt.Do(t, base, "POST", "/credentials", bt.Admin, "application/json", `{"credential":{"user_id":"u-alice","type":"ec2"}}`)
+	if r.Status != 201 {
+		t.Fatalf("create through the binary: %d %s", r.Status, r.Body)
+	}
+	ak := bt.Blob(r.Cred())["access"].(string)
+
+	// A broken file on SIGHUP is refused; the old config keeps serving.
+	if err := os.WriteFile(path, []byte("upstream: {dialect: soap}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(300 * time.Millisecond)
+	r = bt.Do(t, base, "GET", "/v3.0/OS-CREDENTIAL/credentials/"+ak, bt.Alice, "", "")
+	if r.Status != 200 || !strings.Contains(logs.String(), "reload refused") {
+		t.Fatalf("after a broken reload: %d %s\nlogs: %s", r.Status, r.Body, logs.String())
+	}
+	// A good file on SIGHUP takes effect: delete is now for admins only.
+	if err := os.WriteFile(path, []byte(content+"policy: {rules: {delete: [admin]}}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(300 * time.Millisecond)
+	if r = bt.Do(t, base, "DELETE", "/v3.0/OS-CREDENTIAL/credentials/"+ak, bt.Alice, "", ""); r.Status != 403 {
+		t.Fatalf("reloaded policy not applied: %d %s", r.Status, r.Body)
+	}
+
+	// SIGTERM: the process drains and exits 0.
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("did not stop on SIGTERM")
+	}
+	for _, secret := range []string{bt.Admin, bt.Alice} {
+		if strings.Contains(logs.String(), secret) {
+			t.Fatalf("a token reached the log: %s", logs.String())
+		}
+	}
+}
+
+// startPrinting starts the binary and returns the first match of re in its output.
+func startPrinting(t *testing.T, re *regexp.Regexp, args ...string) (*exec.Cmd, []string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); pw.Close() })
+	found := make(chan []string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sent := false
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil && !sent {
+				found <- m
+				sent = true
+			}
+		}
+	}()
+	select {
+	case m := <-found:
+		return cmd, m
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no line matching %s", re)
+	}
+	return nil, nil
+}
+
+func TestEmulate(t *testing.T) {
+	for _, kind := range [][]string{{"oscred"}, {"ec2blob", "--flavor", "keystone"}, {"identity"}} {
+		t.Run(kind[0], func(t *testing.T) {
+			args := append([]string{"emulate"}, kind...)
+			args = append(args, "--listen", "127.0.0.1:0")
+			_, m := startPrinting(t, regexp.MustCompile(`listening on (\S+)`), args...)
+			r := bt.Do(t, "http://"+m[1], "GET", "/nothing", "", "", "")
+			if r.Status != 404 {
+				t.Fatalf("%d %s", r.Status, r.Body)
+			}
+		})
+	}
+	if out, code := run(t, nil, "emulate", "ec2blob", "--listen", "127.0.0.1:0", "--flavor", "aws"); code != 1 || !strings.Contains(out, "flavor") {
+		t.Fatalf("%d %s", code, out)
+	}
+}
+
+func TestDemo(t *testing.T) {
+	_, m := startPrinting(t, regexp.MustCompile(`bridge\s+(http://\S+)`), "demo",
+		"--listen", freeAddr(t), "--admin-listen", freeAddr(t), "--upstream-listen", freeAddr(t), "--identity-listen", freeAddr(t))
+	r := bt.Do(t, m[1], "POST", "/v3.0/OS-CREDENTIAL/credentials", bt.Admin, "application/json;charset=utf8", `{"credential":{"user_id":"u-alice"}}`)
+	if r.Status != 201 || r.Cred()["secret"] == nil {
+		t.Fatalf("%d %s", r.Status, r.Body)
+	}
+}
