@@ -122,9 +122,7 @@ func (c *Config) applyDefaults() {
 	def(&c.Listen, "127.0.0.1:8080")
 	def(&c.AdminListen, "127.0.0.1:9090")
 	def(&c.Upstream.Dialect, "oscred")
-	if c.Upstream.Dialect == "ec2blob" {
-		def(&c.Upstream.Flavor, "ibm")
-	}
+	def(&c.Upstream.Flavor, "ibm") // read only when the dialect is ec2blob
 	def(&c.Upstream.URL, "http://127.0.0.1:9001")
 	defDur(&c.Upstream.Timeout, 10*time.Second)
 	def(&c.Upstream.Auth.Mode, "passthrough")

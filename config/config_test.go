@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -99,5 +100,23 @@ func TestMaskedHidesRedisPassword(t *testing.T) {
 	out := c.Masked()
 	if strings.Contains(out, "hunter2") || !strings.Contains(out, "redis_url:") {
 		t.Fatalf("masked: %s", out)
+	}
+}
+
+// The shipped files must stay valid: config.yaml, and the benchmark's config
+// when ../shared is beside the checkout.
+func TestShippedConfigsLoad(t *testing.T) {
+	c, err := Load("../config.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, _ := Load("", nil)
+	if !reflect.DeepEqual(c, def) { // config.yaml documents the defaults
+		t.Fatalf("config.yaml drifted from the defaults:\n%s\nvs\n%s", c.Masked(), def.Masked())
+	}
+	if _, err := os.Stat("../../shared/bench/credbridge-bench.yaml"); err == nil {
+		if _, err := Load("../../shared/bench/credbridge-bench.yaml", nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

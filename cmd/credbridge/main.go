@@ -9,11 +9,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/credbridge/credbridge/app"
 	"github.com/credbridge/credbridge/config"
@@ -31,6 +34,7 @@ const usage = `usage:
   credbridge demo                         reference backend + identity + proxy in one process
   credbridge emulate oscred|ec2blob|identity --listen ADDR [--flavor ibm|keystone] [--users FILE] [--identity URL]
   credbridge check-config [--config FILE] validate and print the effective config, secrets masked
+  credbridge healthcheck [--config FILE]  exit 0 when the admin listener's /healthz answers 200 (for container HEALTHCHECK)
   credbridge version
 `
 
@@ -49,6 +53,8 @@ func main() {
 		err = emulate(args)
 	case "check-config":
 		err = checkConfig(args, os.Stdout)
+	case "healthcheck":
+		err = healthcheck(args)
 	case "version", "--version", "-v":
 		fmt.Println(versionString())
 	case "help", "-h", "--help":
@@ -232,4 +238,30 @@ func emulate(args []string) error {
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	<-sig
 	return e.Close()
+}
+
+// healthcheck asks the admin listener of the configured bridge whether it lives;
+// distroless images have no curl.
+func healthcheck(args []string) error {
+	cfg, _, err := loadConfig(args, "healthcheck")
+	if err != nil {
+		return err
+	}
+	host, port, err := net.SplitHostPort(cfg.AdminListen)
+	if err != nil {
+		return err
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthz answered %d", resp.StatusCode)
+	}
+	return nil
 }

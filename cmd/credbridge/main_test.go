@@ -137,6 +137,10 @@ func TestServeReloadAndShutdown(t *testing.T) {
 	}
 	ak := bt.Blob(r.Cred())["access"].(string)
 
+	if out, code := run(t, nil, "healthcheck", "--config", path); code != 0 {
+		t.Fatalf("healthcheck: %d %s", code, out)
+	}
+
 	// A broken file on SIGHUP is refused; the old config keeps serving.
 	if err := os.WriteFile(path, []byte("upstream: {dialect: soap}\n"), 0o600); err != nil {
 		t.Fatal(err)
