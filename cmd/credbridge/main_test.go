@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -91,6 +92,24 @@ func TestCheckConfig(t *testing.T) {
 	}
 }
 
+// syncBuffer collects a child's output while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // waitFor polls url until it answers.
 func waitFor(t *testing.T, url string) {
 	t.Helper()
@@ -122,7 +141,7 @@ func TestServeReloadAndShutdown(t *testing.T) {
 	content := "listen: " + listen + "\nadmin_listen: " + admin + "\nupstream: {url: '" + up.URL + "'}\nidentity: {url: '" + idn.URL + "'}\n"
 	path := writeFile(t, content)
 	cmd := exec.Command(bin, "serve", "--config", path)
-	var logs bytes.Buffer
+	var logs syncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
