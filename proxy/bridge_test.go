@@ -127,6 +127,12 @@ func TestEveryOperationEveryPair(t *testing.T) {
 				if gak, gsk, _ := keyOf(client, r); gak != ak || (client == translate.SideOscred && gsk != "") {
 					t.Fatalf("get answer: %s", r.Body)
 				}
+				if client == translate.SideOscred && up != translate.SideOscred {
+					// ec2blob keeps no times: copied when the upstream has them, never invented
+					if _, has := r.Cred()["create_time"]; has {
+						t.Fatalf("create_time invented: %s", r.Body)
+					}
+				}
 
 				// others may not touch it
 				for _, tok := range []string{bt.Bob, bt.TE} {
