@@ -24,7 +24,7 @@ func (s *Server) send(k *call, method, path, query string, body []byte) (answer,
 	return s.up.do(k.ctx, method, path, query, body, tok, extra)
 }
 
-func (s *Server) keyPath(upID string) string { return basePath(s.side) + "/" + upID }
+func (s *Server) keyPath(upID string) string { return BasePath(s.side) + "/" + upID }
 
 // upError maps an upstream error answer to the client's dialect.
 func (s *Server) upError(k *call, a answer) *translate.Error {
@@ -68,7 +68,7 @@ func (s *Server) view(k *call, op translate.Op) translate.View {
 		if k.c.Request().TLS != nil {
 			scheme = "https"
 		}
-		v.Links = scheme + "://" + k.c.Request().Host + basePath(translate.SideKeystone)
+		v.Links = scheme + "://" + k.c.Request().Host + BasePath(translate.SideKeystone)
 	}
 	return v
 }
@@ -135,7 +135,7 @@ func (s *Server) resolveByList(k *call) (string, *translate.Error) {
 	}
 	saved := k.op
 	k.op = translate.OpList // error mapping as for a list
-	a, err := s.send(k, http.MethodGet, basePath(s.side), q, nil)
+	a, err := s.send(k, http.MethodGet, BasePath(s.side), q, nil)
 	k.op = saved
 	if err != nil {
 		return "", err
@@ -164,7 +164,7 @@ func (s *Server) create(k *call) *translate.Error {
 	if d := s.rules.Decide("create", k.who, target); !d.Allowed {
 		return s.deny(k)
 	}
-	base := basePath(s.side)
+	base := BasePath(s.side)
 	if s.same(k) {
 		body := k.body
 		if !k.req.HasUserID { // both dialects name the owner; the default is the caller
@@ -253,7 +253,7 @@ func (s *Server) list(k *call) *translate.Error {
 		}
 		q.Set("type", "ec2")
 	}
-	a, err := s.send(k, http.MethodGet, basePath(s.side), q.Encode(), nil)
+	a, err := s.send(k, http.MethodGet, BasePath(s.side), q.Encode(), nil)
 	if err != nil {
 		return err
 	}

@@ -106,7 +106,7 @@ func (s *Server) routes() *echo.Echo {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.routeError
 	for _, side := range []translate.Side{translate.SideOscred, translate.SideIBM, translate.SideKeystone} {
-		base := basePath(side)
+		base := BasePath(side)
 		update := http.MethodPatch
 		if side == translate.SideOscred {
 			update = http.MethodPut

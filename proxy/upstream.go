@@ -47,8 +47,8 @@ func newUpstream(side translate.Side, baseURL string, timeout time.Duration, rt 
 	return &upstream{side: side, base: strings.TrimRight(baseURL, "/"), hc: &http.Client{Transport: rt}, timeout: timeout}
 }
 
-// basePath is the collection path of a side.
-func basePath(s translate.Side) string {
+// BasePath is the collection path of a side.
+func BasePath(s translate.Side) string {
 	switch s {
 	case translate.SideOscred:
 		return "/v3.0/OS-CREDENTIAL/credentials"

@@ -228,16 +228,8 @@ func checkDialect(t testing.TB, side translate.Side, r *Resp, bothShapes bool) {
 	}
 }
 
-// Paths for a side.
-func Base(s translate.Side) string {
-	switch s {
-	case translate.SideOscred:
-		return "/v3.0/OS-CREDENTIAL/credentials"
-	case translate.SideKeystone:
-		return "/v3/credentials"
-	}
-	return "/credentials"
-}
+// Base is the collection path of a side.
+func Base(s translate.Side) string { return proxy.BasePath(s) }
 
 // KeyPath is the path naming ak for a client of side s.
 func KeyPath(s translate.Side, ak string) string { return Base(s) + "/" + s.ID(ak) }
