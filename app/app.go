@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,7 +23,7 @@ import (
 type Runtime struct {
 	log     *slog.Logger
 	cfg     atomic.Pointer[config.Config]
-	handler atomic.Pointer[http.Handler]
+	built   atomic.Pointer[Built]
 	health  *proxy.Health
 	srv     *http.Server
 	admin   *http.Server
@@ -31,8 +32,22 @@ type Runtime struct {
 	done    chan error
 }
 
-// Build makes the proxy handler for cfg.
-func Build(cfg *config.Config, log *slog.Logger) (*proxy.Server, error) {
+// Built is what one config makes: the proxy and the token cache it checks with.
+type Built struct {
+	Proxy *proxy.Server
+	Cache *policy.Cache
+	redis io.Closer
+}
+
+// Close releases the Redis connections.
+func (b *Built) Close() {
+	if b.redis != nil {
+		_ = b.redis.Close()
+	}
+}
+
+// Build makes the proxy and its cache for cfg.
+func Build(cfg *config.Config, log *slog.Logger) (*Built, error) {
 	serviceToken := ""
 	if cfg.Identity.ServiceTokenFile != "" {
 		t, err := config.ReadSecret(cfg.Identity.ServiceTokenFile)
@@ -41,7 +56,23 @@ func Build(cfg *config.Config, log *slog.Logger) (*proxy.Server, error) {
 		}
 		serviceToken = t
 	}
-	validator := policy.NewIdentityClient(cfg.Identity, serviceToken, nil)
+	opts := policy.CacheOptions{TTL: cfg.Cache.TTL, LocalTTL: cfg.Cache.LocalTTL, NegativeTTL: cfg.Cache.NegativeTTL, Log: log}
+	if cfg.Cache.HMACKeyFile != "" {
+		k, err := config.ReadSecret(cfg.Cache.HMACKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("cache.hmac_key_file: %v", err)
+		}
+		opts.HMACKey = []byte(k)
+	}
+	b := &Built{}
+	if cfg.Cache.RedisURL != "" {
+		rdb, err := policy.NewRedis(cfg.Cache.RedisURL)
+		if err != nil {
+			return nil, err
+		}
+		opts.Redis, b.redis = rdb, rdb
+	}
+	b.Cache = policy.NewCache(policy.NewIdentityClient(cfg.Identity, serviceToken, nil), opts)
 	rules, err := policy.Compile(cfg.Policy)
 	if err != nil {
 		return nil, err
@@ -61,23 +92,30 @@ func Build(cfg *config.Config, log *slog.Logger) (*proxy.Server, error) {
 		}
 		tokens = proxy.NewKeystoneLogin(cfg.Upstream.Auth.Keystone, pw, cfg.Identity.Timeout)
 	}
-	return proxy.New(cfg, proxy.Deps{Validator: validator, Rules: rules, Tokens: tokens, Log: log})
+	b.Proxy, err = proxy.New(cfg, proxy.Deps{Validator: b.Cache, Owners: b.Cache.Owners(cfg.Upstream.URL), Rules: rules, Tokens: tokens, Log: log})
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
 }
 
 // Start listens on cfg's addresses and serves until Shutdown.
 func Start(cfg *config.Config, log *slog.Logger) (*Runtime, error) {
-	p, err := Build(cfg, log)
+	b, err := Build(cfg, log)
 	if err != nil {
 		return nil, err
 	}
 	r := &Runtime{log: log, health: proxy.NewHealth(), done: make(chan error, 2)}
 	r.cfg.Store(cfg)
-	h := p.Handler()
-	r.handler.Store(&h)
+	r.built.Store(b)
+	r.health.AddCheck("redis", func() error { return r.built.Load().Cache.Check() })
 	if r.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		b.Close()
 		return nil, fmt.Errorf("listen: %v", err)
 	}
 	if r.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+		b.Close()
 		r.ln.Close()
 		return nil, fmt.Errorf("admin_listen: %v", err)
 	}
@@ -106,7 +144,7 @@ func serveErr(err error) error {
 }
 
 func (r *Runtime) serve(w http.ResponseWriter, req *http.Request) {
-	(*r.handler.Load()).ServeHTTP(w, req)
+	r.built.Load().Proxy.Handler().ServeHTTP(w, req)
 }
 
 // Addr is the client listener's address; AdminAddr the admin listener's.
@@ -122,17 +160,18 @@ func (r *Runtime) Done() <-chan error { return r.done }
 // Reload swaps in a new config. A config that does not build is refused and the
 // old one keeps serving. Listener addresses cannot change without a restart.
 func (r *Runtime) Reload(cfg *config.Config) error {
-	old := r.cfg.Load()
-	if cfg.Listen != old.Listen || cfg.AdminListen != old.AdminListen {
+	cur := r.cfg.Load()
+	if cfg.Listen != cur.Listen || cfg.AdminListen != cur.AdminListen {
 		return errors.New("listen and admin_listen cannot change on reload; restart instead")
 	}
-	p, err := Build(cfg, r.log)
+	b, err := Build(cfg, r.log)
 	if err != nil {
 		return err
 	}
-	h := p.Handler()
-	r.handler.Store(&h)
+	old := r.built.Swap(b)
 	r.cfg.Store(cfg)
+	// Requests in flight may still use the old Redis client; close it after them.
+	time.AfterFunc(cfg.ShutdownTimeout, old.Close)
 	return nil
 }
 
@@ -142,6 +181,7 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 	r.health.ShuttingDown()
 	err := r.srv.Shutdown(ctx)
 	aerr := r.admin.Shutdown(ctx)
+	r.built.Load().Close()
 	return errors.Join(err, aerr)
 }
 

@@ -86,14 +86,14 @@ func (s *Server) fetch(k *call, upID string) (translate.Cred, answer, *translate
 	if !ok || c.UserID == "" {
 		return c, a, translate.ErrBadGateway("upstream answered a key without an owner")
 	}
-	s.owners.set(upID, c.UserID)
+	s.owners.Set(k.ctx, upID, c.UserID)
 	s.seen.add(c.Access)
 	return c, a, nil
 }
 
 // owner of the key named upID: from the cache, else from the upstream.
 func (s *Server) owner(k *call, upID string) (string, *translate.Error) {
-	if o, ok := s.owners.get(upID); ok {
+	if o, ok := s.owners.Get(k.ctx, upID); ok {
 		return o, nil
 	}
 	c, _, err := s.fetch(k, upID)
@@ -177,7 +177,7 @@ func (s *Server) create(k *call) *translate.Error {
 		if a.status < 300 {
 			if c, ok := translate.ParseAnswer(s.side, a.body); ok {
 				s.seen.add(c.Access)
-				s.owners.set(s.side.ID(c.Access), c.UserID)
+				s.owners.Set(k.ctx, s.side.ID(c.Access), c.UserID)
 			}
 		}
 		return s.pass(k, a)
@@ -222,7 +222,7 @@ func (s *Server) create(k *call) *translate.Error {
 		got.CreateTime = s.now().UTC().Format("2006-01-02T15:04:05.000000Z")
 	}
 	s.seen.add(got.Access)
-	s.owners.set(s.side.ID(got.Access), got.UserID)
+	s.owners.Set(k.ctx, s.side.ID(got.Access), got.UserID)
 	k.out = translate.AppendAnswer(k.out, k.client, s.view(k, translate.OpCreate), got)
 	return s.reply(k, http.StatusCreated, k.out, a.header)
 }
@@ -437,7 +437,7 @@ func (s *Server) delete(k *call) *translate.Error {
 		return err
 	}
 	if a.status == http.StatusNoContent || a.status == http.StatusOK {
-		s.owners.forget(upID)
+		s.owners.Forget(k.ctx, upID)
 		if ak != "" {
 			s.seen.forget(ak)
 		}

@@ -1,61 +1,21 @@
 package proxy
 
 import (
+	"context"
 	"sync"
-	"time"
 
 	"github.com/credbridge/credbridge/translate"
 )
 
-// ownerCache remembers which user owns a key (by upstream id), so repeated
-// updates by a key's owner cost no extra upstream GET. A key never changes owner,
-// so an entry is only ever wrong after the key was deleted behind the bridge's
-// back; the TTL bounds that, and deletes through the bridge forget at once.
-type ownerCache struct {
-	mu  sync.RWMutex
-	m   map[string]ownerEntry
-	ttl time.Duration
-	now func() time.Time
+// OwnerStore remembers key owners by upstream id (policy.OwnerCache).
+type OwnerStore interface {
+	Get(ctx context.Context, id string) (string, bool)
+	Set(ctx context.Context, id, owner string)
+	Forget(ctx context.Context, id string)
 }
 
-type ownerEntry struct {
-	owner   string
-	expires time.Time
-}
-
+// maxCacheEntries bounds the seen-keys map.
 const maxCacheEntries = 100_000
-
-func newOwnerCache(ttl time.Duration, now func() time.Time) *ownerCache {
-	return &ownerCache{m: map[string]ownerEntry{}, ttl: ttl, now: now}
-}
-
-func (o *ownerCache) get(id string) (string, bool) {
-	o.mu.RLock()
-	e, ok := o.m[id]
-	o.mu.RUnlock()
-	if !ok || !o.now().Before(e.expires) {
-		return "", false
-	}
-	return e.owner, true
-}
-
-func (o *ownerCache) set(id, owner string) {
-	if id == "" || owner == "" {
-		return
-	}
-	o.mu.Lock()
-	if len(o.m) >= maxCacheEntries {
-		evictSome(o.m)
-	}
-	o.m[id] = ownerEntry{owner: owner, expires: o.now().Add(o.ttl)}
-	o.mu.Unlock()
-}
-
-func (o *ownerCache) forget(id string) {
-	o.mu.Lock()
-	delete(o.m, id)
-	o.mu.Unlock()
-}
 
 // evictSome drops an eighth of a full map. Map order is random, so this is a
 // random eviction: cheap, and fair enough for caches whose misses are correct.

@@ -26,6 +26,8 @@ type Deps struct {
 	Validator policy.Validator
 	Rules     *policy.Rules
 	Tokens    TokenSource
+	// Owners caches key owners (nil: in process, entries living cache.ttl).
+	Owners OwnerStore
 	// Transport toward the upstream (nil: a pooled http.Transport).
 	Transport http.RoundTripper
 	Log       *slog.Logger
@@ -42,7 +44,7 @@ type Server struct {
 	validator policy.Validator
 	rules     *policy.Rules
 	tokens    TokenSource
-	owners    *ownerCache
+	owners    OwnerStore
 	seen      *seenKeys
 	maxBody   int64
 	log       *slog.Logger
@@ -81,6 +83,9 @@ func New(cfg *config.Config, d Deps) (*Server, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if d.Owners == nil {
+		d.Owners = policy.NewLocalOwnerCache(cfg.Cache.TTL)
+	}
 	side := UpstreamSide(cfg.Upstream)
 	s := &Server{
 		up:        newUpstream(side, cfg.Upstream.URL, cfg.Upstream.Timeout, d.Transport),
@@ -88,7 +93,7 @@ func New(cfg *config.Config, d Deps) (*Server, error) {
 		validator: d.Validator,
 		rules:     d.Rules,
 		tokens:    d.Tokens,
-		owners:    newOwnerCache(cfg.Cache.TTL, d.Now),
+		owners:    d.Owners,
 		seen:      newSeenKeys(),
 		maxBody:   cfg.Limits.MaxBodyBytes,
 		log:       d.Log,
