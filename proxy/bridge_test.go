@@ -364,3 +364,28 @@ func TestListScopedForOwners(t *testing.T) {
 		})
 	}
 }
+
+// TestOwnerCacheSavesUpstreamGets: an owner's repeated updates cost one owner
+// look-up, and a delete forgets the owner.
+func TestOwnerCacheSavesUpstreamGets(t *testing.T) {
+	e := bt.Start(t, translate.SideOscred, nil)
+	ak, sk := e.Seed("u-alice")
+	path := bt.KeyPath(translate.SideIBM, ak)
+	var costs []int64
+	for i := 0; i < 4; i++ {
+		before := e.Upstream.Requests()
+		r := e.Do("PATCH", path, bt.Alice, "application/json", updateBody(translate.SideIBM, ak, sk))
+		want(t, translate.SideIBM, r, 200)
+		costs = append(costs, e.Upstream.Requests()-before)
+	}
+	if costs[0] != 2 || costs[1] != 1 || costs[2] != 1 || costs[3] != 1 {
+		t.Fatalf("upstream requests per update: %v (want a GET only the first time)", costs)
+	}
+	want(t, translate.SideIBM, e.Do("DELETE", path, bt.Alice, "", ""), 204)
+	before := e.Upstream.Requests()
+	r := e.Do("PATCH", path, bt.Alice, "application/json", updateBody(translate.SideIBM, ak, sk))
+	want(t, translate.SideIBM, r, 404)
+	if e.Upstream.Requests()-before != 1 {
+		t.Fatal("a deleted key's owner was still cached")
+	}
+}

@@ -1,0 +1,218 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/credbridge/credbridge/config"
+	"github.com/credbridge/credbridge/emulator"
+	bt "github.com/credbridge/credbridge/internal/bridgetest"
+	"github.com/credbridge/credbridge/internal/redistest"
+	"github.com/credbridge/credbridge/translate"
+)
+
+// cloud is a reference identity service and backend in one directory.
+type cloud struct {
+	dir     *emulator.Directory
+	idn     *emulator.Identity
+	idURL   string
+	store   *emulator.Store
+	upURL   string
+	tokens  []string // X-Auth-Token values the backend received
+	tokenMu sync.Mutex
+}
+
+func newCloud(t *testing.T, up translate.Side) *cloud {
+	c := &cloud{dir: emulator.NewDirectory(emulator.DemoUsers())}
+	c.idn = emulator.NewIdentity(c.dir)
+	idSrv := httptest.NewServer(c.idn.Handler())
+	t.Cleanup(idSrv.Close)
+	var h http.Handler
+	if up == translate.SideOscred {
+		o := emulator.NewOscred(c.dir)
+		h, c.store = o.Handler(), o.Store
+	} else {
+		b := emulator.NewEC2Blob(c.dir, up == translate.SideKeystone)
+		h, c.store = b.Handler(), b.Store
+	}
+	upSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.tokenMu.Lock()
+		c.tokens = append(c.tokens, r.Header.Get("X-Auth-Token"))
+		c.tokenMu.Unlock()
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(upSrv.Close)
+	c.idURL, c.upURL = idSrv.URL, upSrv.URL
+	return c
+}
+
+func (c *cloud) seenTokens() []string {
+	c.tokenMu.Lock()
+	defer c.tokenMu.Unlock()
+	return append([]string(nil), c.tokens...)
+}
+
+func secretFile(t *testing.T, v string) string {
+	p := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(p, []byte(v+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// startBridge runs the whole bridge (app.Start) on free loopback ports.
+func startBridge(t *testing.T, c *cloud, env ...string) (*Runtime, *syncLog) {
+	t.Helper()
+	env = append([]string{"CREDBRIDGE_LISTEN=127.0.0.1:0", "CREDBRIDGE_ADMIN_LISTEN=127.0.0.1:0",
+		"CREDBRIDGE_UPSTREAM_URL=" + c.upURL, "CREDBRIDGE_IDENTITY_URL=" + c.idURL}, env...)
+	cfg, err := config.Load("", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncLog{}
+	rt, err := Start(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = rt.Shutdown(ctx)
+	})
+	return rt, logs
+}
+
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestTwoBridgesShareOneRedis(t *testing.T) {
+	r := redistest.Start(t)
+	c := newCloud(t, translate.SideOscred)
+	key := secretFile(t, "an-hmac-key-of-decent-length-0123456789")
+	a, _ := startBridge(t, c, "CREDBRIDGE_CACHE_REDIS_URL="+r.URL(), "CREDBRIDGE_CACHE_HMAC_KEY_FILE="+key)
+	b, _ := startBridge(t, c, "CREDBRIDGE_CACHE_REDIS_URL="+r.URL(), "CREDBRIDGE_CACHE_HMAC_KEY_FILE="+key)
+	for _, rt := range []*Runtime{a, b, a, b} {
+		resp := bt.Do(t, "http://"+rt.Addr(), "GET", "/v3.0/OS-CREDENTIAL/credentials", bt.Alice, "", "")
+		if resp.Status != 200 {
+			t.Fatalf("%d %s", resp.Status, resp.Body)
+		}
+	}
+	if n := c.idn.Requests(); n != 1 {
+		t.Fatalf("%d identity calls for one token across two bridges", n)
+	}
+	for _, k := range r.Keys() {
+		v, _ := r.Do("GET", k)
+		if strings.Contains(k+v, bt.Alice) {
+			t.Fatalf("raw token in redis: %s %s", k, v)
+		}
+	}
+	resp := bt.Do(t, "http://"+a.AdminAddr(), "GET", "/readyz", "", "", "")
+	if resp.Status != 200 || strings.Contains(string(resp.Body), "degraded") {
+		t.Fatalf("readyz: %d %s", resp.Status, resp.Body)
+	}
+	r.Stop()
+	resp = bt.Do(t, "http://"+a.AdminAddr(), "GET", "/readyz", "", "", "")
+	if resp.Status != 200 || !strings.Contains(string(resp.Body), "redis") {
+		t.Fatalf("readyz with redis down: %d %s", resp.Status, resp.Body)
+	}
+	if resp := bt.Do(t, "http://"+b.Addr(), "GET", "/credentials", bt.Alice, "", ""); resp.Status != 200 {
+		t.Fatalf("cached token with redis down: %d %s", resp.Status, resp.Body)
+	}
+}
+
+func TestRevocationBoundedByTTL(t *testing.T) {
+	r := redistest.Start(t)
+	c := newCloud(t, translate.SideOscred)
+	tok := c.dir.Issue("u-alice", time.Hour)
+	const ttl = 2 * time.Second
+	a, _ := startBridge(t, c, "CREDBRIDGE_CACHE_REDIS_URL="+r.URL(), "CREDBRIDGE_CACHE_TTL=2s", "CREDBRIDGE_CACHE_LOCAL_TTL=500ms")
+	get := func() int {
+		return bt.Do(t, "http://"+a.Addr(), "GET", "/v3.0/OS-CREDENTIAL/credentials", tok, "", "").Status
+	}
+	if s := get(); s != 200 {
+		t.Fatal(s)
+	}
+	c.dir.Revoke(tok)
+	revoked := time.Now()
+	for get() != 401 {
+		if time.Since(revoked) > ttl+500*time.Millisecond {
+			t.Fatalf("revoked token still accepted after %s (cache.ttl %s)", time.Since(revoked), ttl)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestUpstreamCredentialModes(t *testing.T) {
+	t.Run("token", func(t *testing.T) {
+		c := newCloud(t, translate.SideIBM)
+		rt, _ := startBridge(t, c, "CREDBRIDGE_UPSTREAM_DIALECT=ec2blob", "CREDBRIDGE_UPSTREAM_AUTH_MODE=token",
+			"CREDBRIDGE_UPSTREAM_AUTH_TOKEN_FILE="+secretFile(t, "demo-service-token"))
+		checkServiceCredentials(t, c, rt, func(tok string) bool { return tok == "demo-service-token" })
+	})
+	t.Run("keystone", func(t *testing.T) {
+		c := newCloud(t, translate.SideIBM)
+		rt, _ := startBridge(t, c, "CREDBRIDGE_UPSTREAM_DIALECT=ec2blob", "CREDBRIDGE_UPSTREAM_AUTH_MODE=keystone",
+			"CREDBRIDGE_UPSTREAM_AUTH_KEYSTONE_URL="+c.idURL, "CREDBRIDGE_UPSTREAM_AUTH_KEYSTONE_USER_NAME=credbridge",
+			"CREDBRIDGE_UPSTREAM_AUTH_KEYSTONE_USER_DOMAIN=demo", "CREDBRIDGE_UPSTREAM_AUTH_KEYSTONE_PASSWORD_FILE="+secretFile(t, "svc-pass"))
+		checkServiceCredentials(t, c, rt, func(tok string) bool { return strings.HasPrefix(tok, "tok-") })
+		seen := map[string]bool{}
+		for _, tok := range c.seenTokens() {
+			seen[tok] = true
+		}
+		if len(seen) != 1 {
+			t.Fatalf("%d different service tokens: one login should serve them all", len(seen))
+		}
+	})
+}
+
+// checkServiceCredentials: oscred clients of vendor A manage keys on an ec2blob
+// vendor B that only knows the bridge's service account; the bridge's policy
+// still keeps users to their own keys.
+func checkServiceCredentials(t *testing.T, c *cloud, rt *Runtime, isService func(string) bool) {
+	t.Helper()
+	base := "http://" + rt.Addr()
+	r := bt.Do(t, base, "POST", "/v3.0/OS-CREDENTIAL/credentials", bt.Alice, "application/json;charset=utf8", `{"credential":{"user_id":"u-alice"}}`)
+	if r.Status != 201 {
+		t.Fatalf("create: %d %s", r.Status, r.Body)
+	}
+	ak := r.Cred()["access"].(string)
+	if r = bt.Do(t, base, "PUT", "/v3.0/OS-CREDENTIAL/credentials/"+ak, bt.Alice, "application/json;charset=utf8", `{"credential":{"status":"inactive"}}`); r.Status != 200 {
+		t.Fatalf("owner update: %d %s", r.Status, r.Body)
+	}
+	if r = bt.Do(t, base, "PUT", "/v3.0/OS-CREDENTIAL/credentials/"+ak, bt.Bob, "application/json;charset=utf8", `{"credential":{"status":"active"}}`); r.Status != 403 {
+		t.Fatalf("bob updated alice's key through the service account: %d %s", r.Status, r.Body)
+	}
+	if r = bt.Do(t, base, "GET", "/v3.0/OS-CREDENTIAL/credentials", bt.Bob, "", ""); r.Status != 200 || strings.Contains(string(r.Body), ak) {
+		t.Fatalf("bob's list through the service account shows alice's key: %s", r.Body)
+	}
+	if k, _ := c.store.Get(ak); k.Active {
+		t.Fatal("update lost")
+	}
+	for _, tok := range c.seenTokens() {
+		if !isService(tok) {
+			t.Fatalf("upstream received %q, not the service credentials", tok)
+		}
+	}
+}

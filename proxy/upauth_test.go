@@ -1,0 +1,66 @@
+package proxy
+
+import (
+	"context"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/credbridge/credbridge/config"
+	"github.com/credbridge/credbridge/emulator"
+)
+
+func TestKeystoneLoginOneAtATimeAndRenewed(t *testing.T) {
+	dir := emulator.NewDirectory(emulator.DemoUsers())
+	dir.TokenTTL = 10 * time.Minute
+	idn := emulator.NewIdentity(dir)
+	srv := httptest.NewServer(idn.Handler())
+	defer srv.Close()
+	k := NewKeystoneLogin(config.Keystone{URL: srv.URL, UserName: "credbridge", UserDomain: "demo"}, "svc-pass", time.Second)
+	now := time.Now()
+	k.now = func() time.Time { return now }
+
+	var wg sync.WaitGroup
+	toks := make([]string, 100)
+	for i := range toks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok, err := k.UpstreamToken(context.Background(), "caller")
+			if err != nil {
+				t.Error(err)
+			}
+			toks[i] = tok
+		}()
+	}
+	wg.Wait()
+	if idn.Requests() != 1 {
+		t.Fatalf("%d logins for 100 concurrent callers", idn.Requests())
+	}
+	for _, tok := range toks {
+		if tok != toks[0] || tok == "caller" || tok == "" {
+			t.Fatalf("tokens %q vs %q", tok, toks[0])
+		}
+	}
+	if u, _, ok := dir.Lookup(context.Background(), toks[0]); !ok || u.ID != "u-svc" {
+		t.Fatal("service token not valid for the service user")
+	}
+	// Past 80% of its life the token is renewed before it expires.
+	now = now.Add(9 * time.Minute)
+	tok, err := k.UpstreamToken(context.Background(), "caller")
+	if err != nil || tok == toks[0] || idn.Requests() != 2 {
+		t.Fatalf("not renewed: %v, %d logins", err, idn.Requests())
+	}
+	// A failed renewal keeps the old token while it is still valid (the second
+	// token expires 10 minutes after its real issue, renewal is due 1 minute before).
+	srv.Close()
+	now = now.Add(30 * time.Second)
+	if again, err := k.UpstreamToken(context.Background(), "caller"); err != nil || again != tok {
+		t.Fatalf("renewal failure: %v", err)
+	}
+	bad := NewKeystoneLogin(config.Keystone{URL: srv.URL, UserName: "credbridge"}, "wrong", time.Second)
+	if _, err := bad.UpstreamToken(context.Background(), "caller"); err == nil {
+		t.Fatal("login against a dead identity service succeeded")
+	}
+}
