@@ -17,6 +17,9 @@ import (
 	"github.com/credbridge/credbridge/config"
 	"github.com/credbridge/credbridge/policy"
 	"github.com/credbridge/credbridge/proxy"
+	"github.com/credbridge/credbridge/telemetry"
+	"github.com/redis/go-redis/extra/redisotel/v9"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 )
 
 // Runtime is a started bridge.
@@ -24,6 +27,8 @@ type Runtime struct {
 	log     *slog.Logger
 	cfg     atomic.Pointer[config.Config]
 	built   atomic.Pointer[Built]
+	tel     *telemetry.Telemetry
+	stats   *policy.CacheStats
 	health  *proxy.Health
 	srv     *http.Server
 	admin   *http.Server
@@ -46,8 +51,9 @@ func (b *Built) Close() {
 	}
 }
 
-// Build makes the proxy and its cache for cfg.
-func Build(cfg *config.Config, log *slog.Logger) (*Built, error) {
+// Build makes the proxy and its cache for cfg. stats outlive reloads so the
+// cache metrics stay monotonic.
+func Build(cfg *config.Config, log *slog.Logger, tel *telemetry.Telemetry, stats *policy.CacheStats) (*Built, error) {
 	serviceToken := ""
 	if cfg.Identity.ServiceTokenFile != "" {
 		t, err := config.ReadSecret(cfg.Identity.ServiceTokenFile)
@@ -56,7 +62,7 @@ func Build(cfg *config.Config, log *slog.Logger) (*Built, error) {
 		}
 		serviceToken = t
 	}
-	opts := policy.CacheOptions{TTL: cfg.Cache.TTL, LocalTTL: cfg.Cache.LocalTTL, NegativeTTL: cfg.Cache.NegativeTTL, Log: log}
+	opts := policy.CacheOptions{TTL: cfg.Cache.TTL, LocalTTL: cfg.Cache.LocalTTL, NegativeTTL: cfg.Cache.NegativeTTL, Log: log, Stats: stats}
 	if cfg.Cache.HMACKeyFile != "" {
 		k, err := config.ReadSecret(cfg.Cache.HMACKeyFile)
 		if err != nil {
@@ -70,9 +76,22 @@ func Build(cfg *config.Config, log *slog.Logger) (*Built, error) {
 		if err != nil {
 			return nil, err
 		}
+		if tel.Tracing {
+			if err := redisotel.InstrumentTracing(rdb, redisotel.WithTracerProvider(tel.TracerProvider)); err != nil {
+				return nil, err
+			}
+		}
 		opts.Redis, b.redis = rdb, rdb
 	}
-	b.Cache = policy.NewCache(policy.NewIdentityClient(cfg.Identity, serviceToken, nil), opts)
+	var idTransport http.RoundTripper
+	if tel.Tracing {
+		idTransport = otelhttp.NewTransport(&http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second},
+			otelhttp.WithTracerProvider(tel.TracerProvider), otelhttp.WithPropagators(tel.Propagator),
+			otelhttp.WithSpanNameFormatter(func(string, *http.Request) string { return "identity validate" }))
+	}
+	ic := policy.NewIdentityClient(cfg.Identity, serviceToken, idTransport)
+	ic.Observe = tel.Metrics.Identity
+	b.Cache = policy.NewCache(ic, opts)
 	rules, err := policy.Compile(cfg.Policy)
 	if err != nil {
 		return nil, err
@@ -92,7 +111,7 @@ func Build(cfg *config.Config, log *slog.Logger) (*Built, error) {
 		}
 		tokens = proxy.NewKeystoneLogin(cfg.Upstream.Auth.Keystone, pw, cfg.Identity.Timeout)
 	}
-	b.Proxy, err = proxy.New(cfg, proxy.Deps{Validator: b.Cache, Owners: b.Cache.Owners(cfg.Upstream.URL), Rules: rules, Tokens: tokens, Log: log})
+	b.Proxy, err = proxy.New(cfg, proxy.Deps{Validator: b.Cache, Owners: b.Cache.Owners(cfg.Upstream.URL), Rules: rules, Tokens: tokens, Log: log, Telemetry: tel})
 	if err != nil {
 		b.Close()
 		return nil, err
@@ -100,13 +119,25 @@ func Build(cfg *config.Config, log *slog.Logger) (*Built, error) {
 	return b, nil
 }
 
-// Start listens on cfg's addresses and serves until Shutdown.
-func Start(cfg *config.Config, log *slog.Logger) (*Runtime, error) {
-	b, err := Build(cfg, log)
+// Start listens on cfg's addresses and serves until Shutdown. tel is the
+// process's telemetry (nil: metrics only, no tracing).
+func Start(cfg *config.Config, log *slog.Logger, tel *telemetry.Telemetry) (*Runtime, error) {
+	if tel == nil {
+		var err error
+		if tel, err = telemetry.New(nil, false, ""); err != nil {
+			return nil, err
+		}
+	}
+	stats := &policy.CacheStats{}
+	tel.Metrics.SetCache(&telemetry.CacheCounters{
+		L1Hits: stats.L1Hits.Load, RedisHits: stats.RedisHits.Load, Misses: stats.Misses.Load,
+		NegativeHits: stats.NegativeHits.Load, RedisErrors: stats.RedisErrors.Load, Tampered: stats.Tampered.Load,
+	})
+	b, err := Build(cfg, log, tel, stats)
 	if err != nil {
 		return nil, err
 	}
-	r := &Runtime{log: log, health: proxy.NewHealth(), done: make(chan error, 2)}
+	r := &Runtime{log: log, tel: tel, stats: stats, health: proxy.NewHealth(), done: make(chan error, 2)}
 	r.cfg.Store(cfg)
 	r.built.Store(b)
 	r.health.AddCheck("redis", func() error { return r.built.Load().Cache.Check() })
@@ -128,7 +159,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Runtime, error) {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	r.admin = &http.Server{Handler: proxy.AdminHandler(r.health, nil), ReadHeaderTimeout: 5 * time.Second}
+	r.admin = &http.Server{Handler: proxy.AdminHandler(r.health, tel.MetricsHandler), ReadHeaderTimeout: 5 * time.Second}
 	go func() { r.done <- serveErr(r.srv.Serve(r.ln)) }()
 	go func() { r.done <- serveErr(r.admin.Serve(r.adminLn)) }()
 	log.Info("credbridge serving", "listen", r.ln.Addr().String(), "admin_listen", r.adminLn.Addr().String(),
@@ -164,7 +195,7 @@ func (r *Runtime) Reload(cfg *config.Config) error {
 	if cfg.Listen != cur.Listen || cfg.AdminListen != cur.AdminListen {
 		return errors.New("listen and admin_listen cannot change on reload; restart instead")
 	}
-	b, err := Build(cfg, r.log)
+	b, err := Build(cfg, r.log, r.tel, r.stats)
 	if err != nil {
 		return err
 	}

@@ -78,7 +78,7 @@ func startBridge(t *testing.T, c *cloud, env ...string) (*Runtime, *syncLog) {
 		t.Fatal(err)
 	}
 	logs := &syncLog{}
-	rt, err := Start(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	rt, err := Start(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/credbridge/credbridge/config"
 	"github.com/credbridge/credbridge/emulator"
+	"github.com/credbridge/credbridge/telemetry"
 )
 
 // Emulated is a reference server listening on an address.
@@ -37,7 +38,7 @@ type DemoAddrs struct{ Listen, Admin, Upstream, Identity string }
 
 // Demo starts the identity service and the oscred reference backend with the demo
 // users, and the bridge in front of them; it prints curl lines to w.
-func Demo(a DemoAddrs, w io.Writer, log *slog.Logger) (*Runtime, []*Emulated, error) {
+func Demo(a DemoAddrs, w io.Writer, log *slog.Logger, tel *telemetry.Telemetry) (*Runtime, []*Emulated, error) {
 	dir := emulator.NewDirectory(emulator.DemoUsers())
 	idn, err := ServeEmulator(a.Identity, emulator.NewIdentity(dir).Handler())
 	if err != nil {
@@ -56,7 +57,7 @@ func Demo(a DemoAddrs, w io.Writer, log *slog.Logger) (*Runtime, []*Emulated, er
 	if err != nil {
 		return nil, emus, err
 	}
-	rt, err := Start(cfg, log)
+	rt, err := Start(cfg, log, tel)
 	if err != nil {
 		return nil, emus, err
 	}

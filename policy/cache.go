@@ -27,7 +27,10 @@ type CacheOptions struct {
 	Redis redis.UniversalClient
 	// MaxLocalEntries bounds the in-process level. Default 100,000.
 	MaxLocalEntries int
-	Log             *slog.Logger
+	// Stats to count into; nil: the cache's own. A process keeps one across
+	// reloads so its metrics stay monotonic.
+	Stats *CacheStats
+	Log   *slog.Logger
 	Now             func() time.Time
 }
 
@@ -56,7 +59,7 @@ type Cache struct {
 	l1     *local[tokenEntry]
 	shared *sharedStore
 	flight flight
-	Stats  CacheStats
+	Stats  *CacheStats
 }
 
 type tokenEntry struct {
@@ -75,9 +78,12 @@ func NewCache(next Validator, o CacheOptions) *Cache {
 	if o.MaxLocalEntries <= 0 {
 		o.MaxLocalEntries = 100_000
 	}
-	c := &Cache{next: next, opt: o, l1: newLocal[tokenEntry](o.MaxLocalEntries)}
+	if o.Stats == nil {
+		o.Stats = &CacheStats{}
+	}
+	c := &Cache{next: next, opt: o, l1: newLocal[tokenEntry](o.MaxLocalEntries), Stats: o.Stats}
 	if o.Redis != nil {
-		c.shared = &sharedStore{rdb: o.Redis, hmacKey: o.HMACKey, log: o.Log, stats: &c.Stats, now: o.Now}
+		c.shared = &sharedStore{rdb: o.Redis, hmacKey: o.HMACKey, log: o.Log, stats: c.Stats, now: o.Now}
 	}
 	return c
 }

@@ -47,6 +47,9 @@ type IdentityClient struct {
 	serviceToken string
 	client       *http.Client
 	now          func() time.Time
+	// Observe, when set, is told how long each call took and whether it got an
+	// answer (a valid or a rejected token) — metrics hook.
+	Observe func(ctx context.Context, d time.Duration, answered bool)
 }
 
 // NewIdentityClient builds a client; rt is the transport (nil: a pooled default).
@@ -63,13 +66,17 @@ func NewIdentityClient(cfg IdentityConfig, serviceToken string, rt http.RoundTri
 }
 
 // Validate asks the identity service about token. It never caches: see Cache.
-func (c *IdentityClient) Validate(ctx context.Context, token string) (*Identity, error) {
+func (c *IdentityClient) Validate(ctx context.Context, token string) (_ *Identity, err error) {
 	if !ValidTokenSyntax(token) {
 		return nil, ErrInvalidToken
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	req, rerr := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
+	if rerr != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, rerr)
+	}
+	if c.Observe != nil {
+		start := time.Now()
+		defer func() { c.Observe(ctx, time.Since(start), err == nil || errors.Is(err, ErrInvalidToken)) }()
 	}
 	auth := c.serviceToken
 	if auth == "" {

@@ -4,10 +4,13 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/credbridge/credbridge/translate"
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // send calls the upstream with the credentials configured for it.
@@ -21,8 +24,37 @@ func (s *Server) send(k *call, method, path, query string, body []byte) (answer,
 	if s.side.Dialect == translate.Oscred {
 		extra = http.Header{"X-Request-Id": []string{k.reqID}}
 	}
-	return s.up.do(k.ctx, method, path, query, body, tok, extra)
+	if !s.tel.Tracing {
+		// No spans of our own: the caller's trace context still travels on.
+		in := k.c.Request().Header
+		for _, h := range traceHeaders {
+			if v, ok := in[h]; ok {
+				if extra == nil {
+					extra = http.Header{}
+				}
+				extra[h] = v
+			}
+		}
+	}
+	start := time.Now()
+	a, e := s.up.do(k.ctx, method, path, query, body, tok, extra)
+	s.tel.Metrics.Upstream(k.ctx, s.side, k.op, time.Since(start))
+	return a, e
 }
+
+var traceHeaders = []string{"Traceparent", "Tracestate", "Baggage"}
+
+// translating opens a span around a translation when tracing is on.
+func (s *Server) translating(k *call) func() {
+	if !s.tel.Tracing {
+		return noop
+	}
+	_, span := s.tel.Tracer.Start(k.ctx, "translate", trace.WithAttributes(
+		attribute.String("credbridge.from", s.side.String()), attribute.String("credbridge.to", k.client.String())))
+	return func() { span.End() }
+}
+
+func noop() {}
 
 func (s *Server) keyPath(upID string) string { return BasePath(s.side) + "/" + upID }
 
@@ -161,7 +193,7 @@ func (s *Server) create(k *call) *translate.Error {
 	if target == "" {
 		target = k.who.UserID
 	}
-	if d := s.rules.Decide("create", k.who, target); !d.Allowed {
+	if d := s.decide(k, target); !d.Allowed {
 		return s.deny(k)
 	}
 	base := BasePath(s.side)
@@ -223,7 +255,9 @@ func (s *Server) create(k *call) *translate.Error {
 	}
 	s.seen.add(got.Access)
 	s.owners.Set(k.ctx, s.side.ID(got.Access), got.UserID)
+	end := s.translating(k)
 	k.out = translate.AppendAnswer(k.out, k.client, s.view(k, translate.OpCreate), got)
+	end()
 	return s.reply(k, http.StatusCreated, k.out, a.header)
 }
 
@@ -232,7 +266,7 @@ func (s *Server) list(k *call) *translate.Error {
 	if target == "" {
 		target = k.who.UserID
 	}
-	d := s.rules.Decide("list", k.who, target)
+	d := s.decide(k, target)
 	if !d.Allowed {
 		return s.deny(k)
 	}
@@ -268,6 +302,7 @@ func (s *Server) list(k *call) *translate.Error {
 		return s.pass(k, a)
 	}
 	v := s.view(k, translate.OpList)
+	end := s.translating(k)
 	out := translate.AppendListOpen(k.out, k.client, v)
 	n := 0
 	ok := translate.ForEachInList(s.side, a.body, func(c translate.Cred) {
@@ -281,6 +316,7 @@ func (s *Server) list(k *call) *translate.Error {
 		n++
 		out = translate.AppendCred(out, k.client, v, c)
 	})
+	end()
 	if !ok {
 		return translate.ErrBadGateway("upstream answered a list that is not a list")
 	}
@@ -300,7 +336,7 @@ func (s *Server) get(k *call) *translate.Error {
 		}
 		return err
 	}
-	if d := s.rules.Decide("get", k.who, c.UserID); !d.Allowed {
+	if d := s.decide(k, c.UserID); !d.Allowed {
 		return s.deny(k)
 	}
 	if s.same(k) {
@@ -309,7 +345,9 @@ func (s *Server) get(k *call) *translate.Error {
 	if c.Access == "" {
 		c.Access = ak
 	}
+	end := s.translating(k)
 	k.out = translate.AppendAnswer(k.out, k.client, s.view(k, translate.OpGet), c)
+	end()
 	return s.reply(k, http.StatusOK, k.out, a.header)
 }
 
@@ -342,10 +380,10 @@ func (s *Server) update(k *call) *translate.Error {
 			if k.req.HasUserID && k.req.UserID != owner {
 				return translate.ErrBadParam("user_id differs from the key's owner: an update cannot move a key")
 			}
-			if d := s.rules.Decide("update", k.who, owner); !d.Allowed {
+			if d := s.decide(k, owner); !d.Allowed {
 				return s.deny(k)
 			}
-		} else if d := s.rules.Decide("update", k.who, ""); !d.Allowed {
+		} else if d := s.decide(k, ""); !d.Allowed {
 			return s.deny(k)
 		}
 		a, err := s.send(k, method, s.keyPath(upID), "", translate.AppendRequest(make([]byte, 0, 128), s.side, translate.OpUpdate, k.req))
@@ -362,7 +400,7 @@ func (s *Server) update(k *call) *translate.Error {
 	if k.req.HasUserID && k.req.UserID != cur.UserID {
 		return translate.ErrBadParam("user_id differs from the key's owner: an update cannot move a key")
 	}
-	if d := s.rules.Decide("update", k.who, cur.UserID); !d.Allowed {
+	if d := s.decide(k, cur.UserID); !d.Allowed {
 		return s.deny(k)
 	}
 	merged := cur
@@ -404,7 +442,9 @@ func (s *Server) answerUpdate(k *call, a answer, ak string, req translate.Cred) 
 	if !got.HasDescription && req.HasDescription {
 		got.Description, got.HasDescription = req.Description, true
 	}
+	end := s.translating(k)
 	k.out = translate.AppendAnswer(k.out, k.client, s.view(k, translate.OpUpdate), got)
+	end()
 	return s.reply(k, http.StatusOK, k.out, a.header)
 }
 
@@ -418,7 +458,7 @@ func (s *Server) allowByOwner(k *call, upID string) *translate.Error {
 			return err
 		}
 	}
-	if d := s.rules.Decide(k.op.String(), k.who, owner); !d.Allowed {
+	if d := s.decide(k, owner); !d.Allowed {
 		return s.deny(k)
 	}
 	return nil

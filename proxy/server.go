@@ -18,7 +18,13 @@ import (
 	"github.com/credbridge/credbridge/config"
 	"github.com/credbridge/credbridge/policy"
 	"github.com/credbridge/credbridge/translate"
+	"github.com/credbridge/credbridge/telemetry"
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Deps are the parts the server is built from; nil fields get defaults.
@@ -32,6 +38,8 @@ type Deps struct {
 	Transport http.RoundTripper
 	Log       *slog.Logger
 	Now       func() time.Time
+	// Telemetry: tracing and metrics (nil: metrics only, tracing off).
+	Telemetry *telemetry.Telemetry
 }
 
 type echoContext = echo.Context
@@ -49,6 +57,7 @@ type Server struct {
 	maxBody   int64
 	log       *slog.Logger
 	now       func() time.Time
+	tel       *telemetry.Telemetry
 }
 
 // UpstreamSide maps the config's dialect and flavor to a side.
@@ -86,6 +95,20 @@ func New(cfg *config.Config, d Deps) (*Server, error) {
 	if d.Owners == nil {
 		d.Owners = policy.NewLocalOwnerCache(cfg.Cache.TTL)
 	}
+	if d.Telemetry == nil {
+		t, err := telemetry.New(nil, false, "")
+		if err != nil {
+			return nil, err
+		}
+		d.Telemetry = t
+	}
+	if d.Telemetry.Tracing {
+		if d.Transport == nil {
+			d.Transport = defaultTransport()
+		}
+		d.Transport = otelhttp.NewTransport(d.Transport, otelhttp.WithTracerProvider(d.Telemetry.TracerProvider),
+			otelhttp.WithPropagators(d.Telemetry.Propagator), otelhttp.WithSpanNameFormatter(upstreamSpanName))
+	}
 	side := UpstreamSide(cfg.Upstream)
 	s := &Server{
 		up:        newUpstream(side, cfg.Upstream.URL, cfg.Upstream.Timeout, d.Transport),
@@ -98,6 +121,7 @@ func New(cfg *config.Config, d Deps) (*Server, error) {
 		maxBody:   cfg.Limits.MaxBodyBytes,
 		log:       d.Log,
 		now:       d.Now,
+		tel:       d.Telemetry,
 	}
 	s.e = s.routes()
 	return s, nil
@@ -179,17 +203,59 @@ type call struct {
 	warn bool
 	// out is the pooled buffer answers are rendered into.
 	out []byte
+	// err is what the client was told went wrong (for the access log).
+	err *translate.Error
+	// pspan is the policy span, open from token check to decision.
+	pspan trace.Span
+}
+
+// endPolicy closes the policy span with the decision, once.
+func (k *call) endPolicy(allowed bool, rule string) {
+	if k.pspan == nil {
+		return
+	}
+	d := "deny"
+	if allowed {
+		d = "allow"
+	}
+	k.pspan.SetAttributes(attribute.String("credbridge.decision", d), attribute.String("credbridge.rule", rule))
+	k.pspan.End()
+	k.pspan = nil
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 func (s *Server) route(side translate.Side, op translate.Op) echo.HandlerFunc {
+	spanName := "credbridge " + op.String()
 	return func(c echo.Context) error {
+		start := time.Now()
+		r := c.Request()
 		in, out := bufPool.Get().(*[]byte), bufPool.Get().(*[]byte)
-		k := call{ctx: c.Request().Context(), c: c, client: side, op: op, id: c.Param("id"), reqID: requestID(c.Request()), out: (*out)[:0]}
+		k := call{ctx: r.Context(), c: c, client: side, op: op, id: c.Param("id"), reqID: requestID(r), out: (*out)[:0]}
+		var span trace.Span
+		if s.tel.Tracing {
+			k.ctx = s.tel.Propagator.Extract(k.ctx, propagation.HeaderCarrier(r.Header))
+			k.ctx, span = s.tel.Tracer.Start(k.ctx, spanName, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
+				attribute.String("http.request.method", r.Method), attribute.String("http.route", c.Path()),
+				attribute.String("credbridge.client_dialect", side.String()), attribute.String("credbridge.upstream_dialect", s.side.String()),
+				attribute.String("credbridge.op", op.String())))
+		}
+		s.tel.Metrics.Begin()
 		if err := s.serve(&k, (*in)[:0]); err != nil {
+			k.err = err
 			s.writeError(c, side, k.reqID, err)
 		}
+		status, d := c.Response().Status, time.Since(start)
+		s.tel.Metrics.End(k.ctx, side, s.side, op, status, d)
+		if span != nil {
+			k.endPolicy(false, "")
+			span.SetAttributes(attribute.Int("http.response.status_code", status))
+			if status >= 500 {
+				span.SetStatus(codes.Error, http.StatusText(status))
+			}
+			span.End()
+		}
+		s.accessLog(&k, status, d)
 		*in = k.body[:0]
 		*out = k.out[:0]
 		if cap(*in) <= 64<<10 {
@@ -200,6 +266,41 @@ func (s *Server) route(side translate.Side, op translate.Op) echo.HandlerFunc {
 		}
 		return nil
 	}
+}
+
+// accessLog writes one line per request: never a token, a body or a secret.
+func (s *Server) accessLog(k *call, status int, d time.Duration) {
+	if !s.log.Enabled(k.ctx, slog.LevelInfo) {
+		return
+	}
+	r := k.c.Request()
+	attrs := make([]slog.Attr, 0, 12)
+	attrs = append(attrs, slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.String("client_dialect", k.client.String()), slog.String("upstream_dialect", s.side.String()),
+		slog.String("op", k.op.String()), slog.Int("status", status),
+		slog.Float64("duration_ms", float64(d.Microseconds())/1000), slog.String("request_id", k.reqID))
+	if k.who != nil {
+		attrs = append(attrs, slog.String("user_id", k.who.UserID))
+	}
+	if tid := traceID(k.ctx, r); tid != "" {
+		attrs = append(attrs, slog.String("trace_id", tid))
+	}
+	if k.err != nil {
+		attrs = append(attrs, slog.String("error", k.err.Message))
+	}
+	s.log.LogAttrs(k.ctx, slog.LevelInfo, "request", attrs...)
+}
+
+// traceID is the request's trace: the bridge's span, else the caller's
+// traceparent when tracing is off.
+func traceID(ctx context.Context, r *http.Request) string {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		return sc.TraceID().String()
+	}
+	if tp := r.Header.Get("Traceparent"); len(tp) >= 55 && tp[2] == '-' && isHex(tp[3:35]) {
+		return tp[3:35]
+	}
+	return ""
 }
 
 func (s *Server) serve(k *call, buf []byte) *translate.Error {
@@ -227,7 +328,21 @@ func (s *Server) serve(k *call, buf []byte) *translate.Error {
 // authenticate turns the caller's token into an identity: 401 when it is missing
 // or invalid, 503 (fail closed) when the identity service cannot say.
 func (s *Server) authenticate(k *call) *translate.Error {
-	id, err := s.validator.Validate(k.ctx, k.token)
+	ctx := k.ctx
+	if s.tel.Tracing {
+		ctx, k.pspan = s.tel.Tracer.Start(k.ctx, "policy")
+	}
+	var id *policy.Identity
+	var err error
+	if sv, ok := s.validator.(sourceValidator); ok {
+		var src policy.Source
+		id, src, err = sv.Lookup(ctx, k.token)
+		if k.pspan != nil {
+			k.pspan.SetAttributes(attribute.String("credbridge.cache", src.String()))
+		}
+	} else {
+		id, err = s.validator.Validate(ctx, k.token)
+	}
 	switch {
 	case err == nil:
 		k.who = id
@@ -238,6 +353,21 @@ func (s *Server) authenticate(k *call) *translate.Error {
 	s.log.Warn("identity service unavailable", "err", err.Error())
 	return translate.ErrUnavailable("identity service unavailable; try again later")
 }
+
+// sourceValidator also says where an identity came from (policy.Cache).
+type sourceValidator interface {
+	Lookup(ctx context.Context, token string) (*policy.Identity, policy.Source, error)
+}
+
+// decide checks the rule for k's operation and records the decision on the
+// policy span.
+func (s *Server) decide(k *call, owner string) policy.Decision {
+	d := s.rules.Decide(k.op.String(), k.who, owner)
+	k.endPolicy(d.Allowed, d.Rule)
+	return d
+}
+
+func upstreamSpanName(_ string, r *http.Request) string { return "upstream " + r.Method }
 
 // requestID keeps a sane client X-Request-Id, else makes one.
 func requestID(r *http.Request) string {

@@ -33,16 +33,20 @@ type answer struct {
 	header http.Header
 }
 
+func defaultTransport() http.RoundTripper {
+	return &http.Transport{
+		Proxy:               nil, // a bridge in front of a backend must not wander off to $HTTP_PROXY
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        512,
+		MaxIdleConnsPerHost: 256, // the benchmark runs 32-64 concurrent clients; idle conns are cheap
+		IdleConnTimeout:     90 * time.Second,
+		ForceAttemptHTTP2:   true,
+	}
+}
+
 func newUpstream(side translate.Side, baseURL string, timeout time.Duration, rt http.RoundTripper) *upstream {
 	if rt == nil {
-		rt = &http.Transport{
-			Proxy:               nil, // a bridge in front of a backend must not wander off to $HTTP_PROXY
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:        512,
-			MaxIdleConnsPerHost: 256, // the benchmark runs 32-64 concurrent clients; idle conns are cheap
-			IdleConnTimeout:     90 * time.Second,
-			ForceAttemptHTTP2:   true,
-		}
+		rt = defaultTransport()
 	}
 	return &upstream{side: side, base: strings.TrimRight(baseURL, "/"), hc: &http.Client{Transport: rt}, timeout: timeout}
 }

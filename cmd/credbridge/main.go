@@ -21,6 +21,7 @@ import (
 	"github.com/credbridge/credbridge/app"
 	"github.com/credbridge/credbridge/config"
 	"github.com/credbridge/credbridge/emulator"
+	"github.com/credbridge/credbridge/telemetry"
 )
 
 // Set by the Makefile with -ldflags.
@@ -129,7 +130,16 @@ func serve(args []string) error {
 		return err
 	}
 	log := newLogger(cfg.Log.Level)
-	rt, err := app.Start(cfg, log)
+	tel, err := telemetry.Setup(context.Background(), version)
+	if err != nil {
+		return fmt.Errorf("telemetry (OTEL_* variables): %v", err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tel.Shutdown(ctx)
+	}()
+	rt, err := app.Start(cfg, log, tel)
 	if err != nil {
 		return err
 	}
@@ -170,7 +180,12 @@ func demo(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	rt, emus, err := app.Demo(a, os.Stdout, newLogger("warn"))
+	tel, err := telemetry.Setup(context.Background(), version)
+	if err != nil {
+		return fmt.Errorf("telemetry (OTEL_* variables): %v", err)
+	}
+	defer func() { _ = tel.Shutdown(context.Background()) }()
+	rt, emus, err := app.Demo(a, os.Stdout, newLogger("warn"), tel)
 	if err != nil {
 		return err
 	}
