@@ -31,7 +31,7 @@ type CacheOptions struct {
 	// reloads so its metrics stay monotonic.
 	Stats *CacheStats
 	Log   *slog.Logger
-	Now             func() time.Time
+	Now   func() time.Time
 }
 
 // Source says where a validation was answered from (a span attribute).

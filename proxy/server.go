@@ -17,8 +17,8 @@ import (
 
 	"github.com/credbridge/credbridge/config"
 	"github.com/credbridge/credbridge/policy"
-	"github.com/credbridge/credbridge/translate"
 	"github.com/credbridge/credbridge/telemetry"
+	"github.com/credbridge/credbridge/translate"
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
