@@ -16,6 +16,7 @@ import (
 	"github.com/credbridge/credbridge/emulator"
 	bt "github.com/credbridge/credbridge/internal/bridgetest"
 	"github.com/credbridge/credbridge/internal/redistest"
+	"github.com/credbridge/credbridge/telemetry"
 	"github.com/credbridge/credbridge/translate"
 )
 
@@ -27,6 +28,7 @@ type cloud struct {
 	store   *emulator.Store
 	upURL   string
 	tokens  []string // X-Auth-Token values the backend received
+	parents []string // traceparent values the backend received
 	tokenMu sync.Mutex
 }
 
@@ -46,12 +48,19 @@ func newCloud(t *testing.T, up translate.Side) *cloud {
 	upSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.tokenMu.Lock()
 		c.tokens = append(c.tokens, r.Header.Get("X-Auth-Token"))
+		c.parents = append(c.parents, r.Header.Get("Traceparent"))
 		c.tokenMu.Unlock()
 		h.ServeHTTP(w, r)
 	}))
 	t.Cleanup(upSrv.Close)
 	c.idURL, c.upURL = idSrv.URL, upSrv.URL
 	return c
+}
+
+func (c *cloud) seenParents() []string {
+	c.tokenMu.Lock()
+	defer c.tokenMu.Unlock()
+	return append([]string(nil), c.parents...)
 }
 
 func (c *cloud) seenTokens() []string {
@@ -71,6 +80,11 @@ func secretFile(t *testing.T, v string) string {
 // startBridge runs the whole bridge (app.Start) on free loopback ports.
 func startBridge(t *testing.T, c *cloud, env ...string) (*Runtime, *syncLog) {
 	t.Helper()
+	return startBridgeWith(t, c, nil, env...)
+}
+
+func startBridgeWith(t *testing.T, c *cloud, tel *telemetry.Telemetry, env ...string) (*Runtime, *syncLog) {
+	t.Helper()
 	env = append([]string{"CREDBRIDGE_LISTEN=127.0.0.1:0", "CREDBRIDGE_ADMIN_LISTEN=127.0.0.1:0",
 		"CREDBRIDGE_UPSTREAM_URL=" + c.upURL, "CREDBRIDGE_IDENTITY_URL=" + c.idURL}, env...)
 	cfg, err := config.Load("", env)
@@ -78,7 +92,7 @@ func startBridge(t *testing.T, c *cloud, env ...string) (*Runtime, *syncLog) {
 		t.Fatal(err)
 	}
 	logs := &syncLog{}
-	rt, err := Start(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), nil)
+	rt, err := Start(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), tel)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,6 @@ import (
 	"github.com/credbridge/credbridge/telemetry"
 	"github.com/credbridge/credbridge/translate"
 	"github.com/labstack/echo/v4"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -101,13 +100,6 @@ func New(cfg *config.Config, d Deps) (*Server, error) {
 			return nil, err
 		}
 		d.Telemetry = t
-	}
-	if d.Telemetry.Tracing {
-		if d.Transport == nil {
-			d.Transport = defaultTransport()
-		}
-		d.Transport = otelhttp.NewTransport(d.Transport, otelhttp.WithTracerProvider(d.Telemetry.TracerProvider),
-			otelhttp.WithPropagators(d.Telemetry.Propagator), otelhttp.WithSpanNameFormatter(upstreamSpanName))
 	}
 	side := UpstreamSide(cfg.Upstream)
 	s := &Server{
@@ -366,8 +358,6 @@ func (s *Server) decide(k *call, owner string) policy.Decision {
 	k.endPolicy(d.Allowed, d.Rule)
 	return d
 }
-
-func upstreamSpanName(_ string, r *http.Request) string { return "upstream " + r.Method }
 
 // requestID keeps a sane client X-Request-Id, else makes one.
 func requestID(r *http.Request) string {

@@ -90,10 +90,13 @@ func Start(t testing.TB, up translate.Side, mutate func(*config.Config)) *Env {
 }
 
 // Seed puts a key for user straight into the backend, unseen by the bridge.
-func (e *Env) Seed(user string) (ak, sk string) {
+func (e *Env) Seed(user string) (ak, sk string) { return e.SeedIn(e.Dir, user) }
+
+// SeedIn is Seed with the user's project looked up in dir.
+func (e *Env) SeedIn(dir *emulator.Directory, user string) (ak, sk string) {
 	ak, sk = translate.NewKeyPair()
 	project := ""
-	if u, ok := e.Dir.User(user); ok {
+	if u, ok := dir.User(user); ok {
 		project = u.ProjectID
 	}
 	e.Store.Put(emulator.Key{AK: ak, SK: sk, UserID: user, ProjectID: project, Active: true, StatusSet: true, Created: time.Now()})

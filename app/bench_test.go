@@ -1,0 +1,94 @@
+package app
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/credbridge/credbridge/config"
+	"github.com/credbridge/credbridge/telemetry"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+)
+
+// Fixtures as in ../shared/bench: an oscred upstream with a fixed answer and a
+// Keystone identity service that knows every token as a secu_admin.
+const (
+	fixedAnswer = `{"credential":{"status":"inactive","access":"LOSZM4YRVLKOY9ABCDEF","create_time":"2020-01-08T06:26:08.123059Z","user_id":"07609fb9358010e21f7bc00375","description":"IAMDescription"}}`
+	fixedToken  = `{"token":{"expires_at":"2099-01-01T00:00:00.000000Z","user":{"id":"07609fb9358010e21f7bc00375","name":"admin","domain":{"id":"d1","name":"dom"}},"project":{"id":"731fc6f265cd486d900f16e84c5cb594"},"roles":[{"id":"r1","name":"secu_admin"},{"id":"r2","name":"te_admin"}]}}`
+	patchB      = `{"credential":{"blob":{"access":"LOSZM4YRVLKOY9ABCDEF","secret":"secretKey","status":"Inactive"},"project_id":"731fc6f265cd486d900f16e84c5cb594","type":"ec2","user_id":"07609fb9358010e21f7bc00375"}}`
+)
+
+func fixtures(b *testing.B) (up, idn string) {
+	u := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(fixedAnswer))
+	}))
+	i := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(fixedToken))
+	}))
+	b.Cleanup(u.Close)
+	b.Cleanup(i.Close)
+	return u.URL, i.URL
+}
+
+type discard struct{}
+
+func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discard) Shutdown(context.Context) error                             { return nil }
+
+// BenchmarkBridgePatchB2A is the benchmark's B2A request (ec2blob PATCH in,
+// oscred PUT out) through the whole bridge over loopback HTTP, with tracing
+// off and on (100% sampled, batched to an exporter).
+func BenchmarkBridgePatchB2A(b *testing.B) {
+	up, idn := fixtures(b)
+	for _, tracing := range []bool{false, true} {
+		b.Run(map[bool]string{false: "tracing=off", true: "tracing=on"}[tracing], func(b *testing.B) {
+			var exp sdktrace.SpanExporter
+			if tracing {
+				exp = discard{}
+			}
+			tel, err := telemetry.New(exp, false, "bench")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer tel.Shutdown(context.Background())
+			cfg, err := config.Load("", []string{"CREDBRIDGE_LISTEN=127.0.0.1:0", "CREDBRIDGE_ADMIN_LISTEN=127.0.0.1:0",
+				"CREDBRIDGE_UPSTREAM_URL=" + up, "CREDBRIDGE_IDENTITY_URL=" + idn})
+			if err != nil {
+				b.Fatal(err)
+			}
+			rt, err := Start(cfg, slog.New(slog.DiscardHandler), tel)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer rt.Shutdown(context.Background())
+			url := "http://" + rt.Addr() + "/credentials/LOSZM4YRVLKOY9ABCDEF"
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+			b.ReportAllocs()
+			b.SetParallelism(16)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req, _ := http.NewRequest("PATCH", url, strings.NewReader(patchB))
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("X-Auth-Token", "tok-admin-0123456789")
+					resp, err := client.Do(req)
+					if err != nil {
+						b.Fatal(err)
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						b.Fatalf("status %d", resp.StatusCode)
+					}
+				}
+			})
+		})
+	}
+}
