@@ -159,7 +159,7 @@ func Start(cfg *config.Config, log *slog.Logger, tel *telemetry.Telemetry) (*Run
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	r.admin = &http.Server{Handler: proxy.AdminHandler(r.health, tel.MetricsHandler), ReadHeaderTimeout: 5 * time.Second}
+	r.admin = &http.Server{Handler: proxy.AdminHandler(r.health, tel.MetricsHandler, cfg.Debug.PProf), ReadHeaderTimeout: 5 * time.Second}
 	go func() { r.done <- serveErr(r.srv.Serve(r.ln)) }()
 	go func() { r.done <- serveErr(r.admin.Serve(r.adminLn)) }()
 	log.Info("credbridge serving", "listen", r.ln.Addr().String(), "admin_listen", r.adminLn.Addr().String(),

@@ -34,6 +34,7 @@ type Config struct {
 	Policy      policy.Config         `yaml:"policy"`
 	Limits      Limits                `yaml:"limits"`
 	Log         Log                   `yaml:"log"`
+	Debug       Debug                 `yaml:"debug"`
 	// ShutdownTimeout is how long in-flight requests may finish after SIGTERM.
 	// Default 15s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -99,6 +100,13 @@ type Limits struct {
 type Log struct {
 	// Level: debug | info | warn | error. Default info.
 	Level string `yaml:"level"`
+}
+
+// Debug holds operator aids that are off by default.
+type Debug struct {
+	// PProf serves /debug/pprof/ on admin_listen. Default false. Risk: profiles
+	// reveal code paths and memory contents; only on a private admin port.
+	PProf bool `yaml:"pprof"`
 }
 
 // Default is the configuration with every default applied.
@@ -381,6 +389,12 @@ func walkEnv(v reflect.Value, prefix, path string, env map[string]string) error 
 				return fmt.Errorf("%s (%s): %v", name, key, err)
 			}
 			f.SetInt(n)
+		case f.Kind() == reflect.Bool:
+			b, err := strconv.ParseBool(val)
+			if err != nil {
+				return fmt.Errorf("%s (%s): %v", name, key, err)
+			}
+			f.SetBool(b)
 		case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
 			f.Set(reflect.ValueOf(splitList(val)))
 		}

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"crypto/sha256"
+	"strings"
 	"time"
 )
 
@@ -71,6 +72,8 @@ func (o *OwnerCache) Set(ctx context.Context, id, owner string) {
 	if id == "" || owner == "" {
 		return
 	}
+	// Callers read owners zero-copy out of pooled answer buffers: keep a copy.
+	owner = strings.Clone(owner)
 	o.l1.set(o.l1Key(id), ownerEntry{owner: owner, expires: o.now().Add(o.ttl).UnixNano()})
 	if o.shared != nil {
 		o.shared.set(ctx, o.shared.key("own", o.name(id)), []byte(owner), o.ttl)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -29,9 +30,15 @@ func (h *Health) AddCheck(name string, check func() error) {
 	h.mu.Unlock()
 }
 
-// AdminHandler serves /healthz, /readyz, and metrics when given.
-func AdminHandler(h *Health, metrics http.Handler) http.Handler {
+// AdminHandler serves /healthz, /readyz, metrics when given, and pprof when asked.
+func AdminHandler(h *Health, metrics http.Handler, pprofOn bool) http.Handler {
 	mux := http.NewServeMux()
+	if pprofOn {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))

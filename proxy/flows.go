@@ -22,24 +22,25 @@ func (s *Server) send(k *call, method, path, query string, body []byte) (answer,
 		s.log.Warn("no upstream credentials", "err", err.Error())
 		return answer{}, translate.ErrUnavailable("cannot obtain upstream credentials; try again later")
 	}
-	var extra http.Header
+	reqID := ""
 	if s.side.Dialect == translate.Oscred {
-		extra = http.Header{"X-Request-Id": []string{k.reqID}}
+		reqID = k.reqID
 	}
 	if !s.tel.Tracing {
 		// No spans of our own: the caller's trace context still travels on.
-		in := k.c.Request().Header
-		for _, h := range traceHeaders {
-			if v, ok := in[h]; ok {
-				if extra == nil {
-					extra = http.Header{}
+		var th http.Header
+		if in := k.c.Request().Header; in["Traceparent"] != nil || in["Baggage"] != nil {
+			th = http.Header{}
+			for _, h := range traceHeaders {
+				if v, ok := in[h]; ok {
+					th[h] = v
 				}
-				extra[h] = v
 			}
 		}
 		start := time.Now()
-		a, e := s.up.do(k.ctx, method, path, query, body, tok, extra)
+		a, e := s.up.do(method, path, query, body, tok, reqID, th)
 		s.tel.Metrics.Upstream(k.ctx, s.side, k.op, time.Since(start))
+		k.keep(a)
 		return a, e
 	}
 	// A lean client span instead of otelhttp's transport wrapper: on this hot
@@ -48,13 +49,12 @@ func (s *Server) send(k *call, method, path, query string, body []byte) (answer,
 	ctx, span := s.tel.Tracer.Start(k.ctx, upstreamSpanNames[method], trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("http.request.method", method), attribute.String("url.path", path),
 			attribute.String("server.address", s.up.base)))
-	if extra == nil {
-		extra = http.Header{}
-	}
-	s.tel.Propagator.Inject(ctx, propagation.HeaderCarrier(extra))
+	th := http.Header{}
+	s.tel.Propagator.Inject(ctx, propagation.HeaderCarrier(th))
 	start := time.Now()
-	a, e := s.up.do(ctx, method, path, query, body, tok, extra)
+	a, e := s.up.do(method, path, query, body, tok, reqID, th)
 	s.tel.Metrics.Upstream(k.ctx, s.side, k.op, time.Since(start))
+	k.keep(a)
 	if e != nil {
 		span.SetStatus(codes.Error, e.Message)
 	} else {
@@ -98,7 +98,7 @@ func (s *Server) upError(k *call, a answer) *translate.Error {
 func (s *Server) pass(k *call, a answer) *translate.Error {
 	switch {
 	case a.status == http.StatusNoContent:
-		return s.reply(k, a.status, nil, a.header)
+		return s.reply(k, a.status, nil, a)
 	case a.status < 200 || (a.status >= 300 && a.status < 400):
 		return translate.ErrBadGateway("upstream answered with an unexpected status")
 	case len(a.body) == 0 || !gjson.ValidBytes(a.body):
@@ -107,7 +107,7 @@ func (s *Server) pass(k *call, a answer) *translate.Error {
 		}
 		return translate.ErrBadGateway("upstream answered with something that is not JSON")
 	}
-	return s.reply(k, a.status, a.body, a.header)
+	return s.reply(k, a.status, a.body, a)
 }
 
 func (s *Server) same(k *call) bool { return k.client == s.side }
@@ -288,7 +288,7 @@ func (s *Server) create(k *call) *translate.Error {
 	end := s.translating(k)
 	k.out = translate.AppendAnswer(k.out, k.client, s.view(k, translate.OpCreate), got)
 	end()
-	return s.reply(k, http.StatusCreated, k.out, a.header)
+	return s.reply(k, http.StatusCreated, k.out, a)
 }
 
 func (s *Server) list(k *call) *translate.Error {
@@ -351,7 +351,7 @@ func (s *Server) list(k *call) *translate.Error {
 		return translate.ErrBadGateway("upstream answered a list that is not a list")
 	}
 	k.out = translate.AppendListClose(out)
-	return s.reply(k, http.StatusOK, k.out, a.header)
+	return s.reply(k, http.StatusOK, k.out, a)
 }
 
 func (s *Server) get(k *call) *translate.Error {
@@ -378,7 +378,7 @@ func (s *Server) get(k *call) *translate.Error {
 	end := s.translating(k)
 	k.out = translate.AppendAnswer(k.out, k.client, s.view(k, translate.OpGet), c)
 	end()
-	return s.reply(k, http.StatusOK, k.out, a.header)
+	return s.reply(k, http.StatusOK, k.out, a)
 }
 
 func (s *Server) update(k *call) *translate.Error {
@@ -475,7 +475,7 @@ func (s *Server) answerUpdate(k *call, a answer, ak string, req translate.Cred) 
 	end := s.translating(k)
 	k.out = translate.AppendAnswer(k.out, k.client, s.view(k, translate.OpUpdate), got)
 	end()
-	return s.reply(k, http.StatusOK, k.out, a.header)
+	return s.reply(k, http.StatusOK, k.out, a)
 }
 
 // allowByOwner checks the rule for k's operation, looking the owner up only when
@@ -511,7 +511,7 @@ func (s *Server) delete(k *call) *translate.Error {
 		if ak != "" {
 			s.seen.forget(ak)
 		}
-		return s.reply(k, http.StatusNoContent, nil, a.header)
+		return s.reply(k, http.StatusNoContent, nil, a)
 	}
 	if s.same(k) {
 		return s.pass(k, a)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"strings"
 	"sync"
 
 	"github.com/credbridge/credbridge/translate"
@@ -54,7 +55,7 @@ func (s *seenKeys) add(ak string) {
 	if len(s.m) >= maxCacheEntries {
 		evictSome(s.m)
 	}
-	s.m[h] = ak
+	s.m[h] = strings.Clone(ak) // ak may point into a pooled answer buffer
 	s.mu.Unlock()
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/credbridge/credbridge/telemetry"
 	"github.com/credbridge/credbridge/translate"
 	"github.com/labstack/echo/v4"
+	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -33,8 +34,6 @@ type Deps struct {
 	Tokens    TokenSource
 	// Owners caches key owners (nil: in process, entries living cache.ttl).
 	Owners OwnerStore
-	// Transport toward the upstream (nil: a pooled http.Transport).
-	Transport http.RoundTripper
 	Log       *slog.Logger
 	Now       func() time.Time
 	// Telemetry: tracing and metrics (nil: metrics only, tracing off).
@@ -102,8 +101,12 @@ func New(cfg *config.Config, d Deps) (*Server, error) {
 		d.Telemetry = t
 	}
 	side := UpstreamSide(cfg.Upstream)
+	up, err := newUpstream(side, cfg.Upstream.URL, cfg.Upstream.Timeout)
+	if err != nil {
+		return nil, fmt.Errorf("upstream.url: %v", err)
+	}
 	s := &Server{
-		up:        newUpstream(side, cfg.Upstream.URL, cfg.Upstream.Timeout, d.Transport),
+		up:        up,
 		side:      side,
 		validator: d.Validator,
 		rules:     d.Rules,
@@ -177,6 +180,8 @@ func (s *Server) routeError(err error, c echo.Context) {
 	s.writeError(c, side, requestID(c.Request()), e)
 }
 
+var noAnswer answer
+
 // call is one client request on its way through the bridge.
 type call struct {
 	ctx    context.Context
@@ -199,6 +204,22 @@ type call struct {
 	err *translate.Error
 	// pspan is the policy span, open from token check to decision.
 	pspan trace.Span
+	// answers hold upstream buffers until the client has its answer.
+	answers []*fasthttp.Response
+}
+
+// keep holds a's buffers until release.
+func (k *call) keep(a answer) {
+	if a.resp != nil {
+		k.answers = append(k.answers, a.resp)
+	}
+}
+
+func (k *call) release() {
+	for _, r := range k.answers {
+		fasthttp.ReleaseResponse(r)
+	}
+	k.answers = k.answers[:0]
 }
 
 // endPolicy closes the policy span with the decision, once.
@@ -248,6 +269,7 @@ func (s *Server) route(side translate.Side, op translate.Op) echo.HandlerFunc {
 			span.End()
 		}
 		s.accessLog(&k, status, d)
+		k.release()
 		*in = k.body[:0]
 		*out = k.out[:0]
 		if cap(*in) <= 64<<10 {
@@ -380,15 +402,17 @@ var (
 
 // headers sets what every answer to side carries: X-Request-Id for oscred,
 // X-Trans-Id and X-Timestamp for ec2blob (the upstream's when it sent them).
-func (s *Server) headers(h http.Header, side translate.Side, reqID string, from http.Header) {
+func (s *Server) headers(h http.Header, side translate.Side, reqID string, from answer) {
 	if side.Dialect == translate.Oscred {
 		h["X-Request-Id"] = []string{reqID}
 		return
 	}
-	if v := from.Get("X-Trans-Id"); v != "" && validTransID(v) {
-		h["X-Trans-Id"] = []string{v}
-		h["X-Timestamp"] = []string{from.Get("X-Timestamp")}
-		return
+	if v := from.header("X-Trans-Id"); v != "" && validTransID(v) {
+		if ts := from.header("X-Timestamp"); ts != "" {
+			h["X-Trans-Id"] = []string{v}
+			h["X-Timestamp"] = []string{ts}
+			return
+		}
 	}
 	now := s.now()
 	h["X-Trans-Id"] = []string{transID(reqID, now)}
@@ -422,7 +446,7 @@ func isHex(s string) bool {
 // writeError is the one place errors reach a client: its dialect, JSON, always.
 func (s *Server) writeError(c echo.Context, side translate.Side, reqID string, e *translate.Error) {
 	h := c.Response().Header()
-	s.headers(h, side, reqID, nil)
+	s.headers(h, side, reqID, noAnswer)
 	if e.Code == translate.CodeUnauthorized && side.Dialect == translate.EC2Blob {
 		h["Www-Authenticate"] = []string{`Keystone uri="/v3"`}
 	}
@@ -434,7 +458,7 @@ func (s *Server) writeError(c echo.Context, side translate.Side, reqID string, e
 }
 
 // reply writes a success answer (or a same-dialect upstream answer) to the client.
-func (s *Server) reply(k *call, status int, body []byte, from http.Header) *translate.Error {
+func (s *Server) reply(k *call, status int, body []byte, from answer) *translate.Error {
 	h := k.c.Response().Header()
 	s.headers(h, k.client, k.reqID, from)
 	if k.warn {

@@ -1,54 +1,90 @@
 package proxy
 
 import (
-	"bytes"
-	"context"
+	"crypto/tls"
 	"errors"
-	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/credbridge/credbridge/translate"
+	"github.com/valyala/fasthttp"
 )
 
 // maxAnswerBytes bounds an upstream answer; a list of keys is small, anything
 // larger is garbage.
 const maxAnswerBytes = 4 << 20
 
-// upstream is the pooled HTTP client toward the backend.
+// upstream is the pooled client toward the backend. It is fasthttp's HostClient
+// rather than net/http's Transport: net/http hands every request to a write-loop
+// and a read-loop goroutine and flushed our request head and body in two
+// writes; HostClient writes the request in one go and reads the answer on the
+// caller's goroutine. On the benchmark's B2A path this was the largest single
+// cost after the syscalls themselves (docs/performance.md).
 type upstream struct {
 	side    translate.Side
-	base    string
-	hc      *http.Client
+	base    string // scheme://host[:port], for span attributes
+	prefix  string // the URL's path, prepended to dialect paths
+	host    string
+	scheme  string
+	hc      *fasthttp.HostClient
 	timeout time.Duration
 }
 
-// answer is what the upstream said.
+// answer is what the upstream said. body and header stay valid until the
+// handler releases the call (call.release).
 type answer struct {
 	status int
 	body   []byte
-	header http.Header
+	resp   *fasthttp.Response
 }
 
-func defaultTransport() http.RoundTripper {
-	return &http.Transport{
-		Proxy:               nil, // a bridge in front of a backend must not wander off to $HTTP_PROXY
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        512,
-		MaxIdleConnsPerHost: 256, // the benchmark runs 32-64 concurrent clients; idle conns are cheap
-		IdleConnTimeout:     90 * time.Second,
-		ForceAttemptHTTP2:   true,
+// header returns an answer header ("" when absent or no answer).
+func (a answer) header(name string) string {
+	if a.resp == nil {
+		return ""
 	}
+	return string(a.resp.Header.Peek(name))
 }
 
-func newUpstream(side translate.Side, baseURL string, timeout time.Duration, rt http.RoundTripper) *upstream {
-	if rt == nil {
-		rt = defaultTransport()
+func newUpstream(side translate.Side, baseURL string, timeout time.Duration) (*upstream, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return nil, err
 	}
-	return &upstream{side: side, base: strings.TrimRight(baseURL, "/"), hc: &http.Client{Transport: rt}, timeout: timeout}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), map[bool]string{true: "443", false: "80"}[u.Scheme == "https"])
+	}
+	hc := &fasthttp.HostClient{
+		Addr:                          addr,
+		Name:                          "credbridge",
+		IsTLS:                         u.Scheme == "https",
+		TLSConfig:                     &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12},
+		MaxConns:                      1024,
+		MaxIdleConnDuration:           90 * time.Second,
+		ReadTimeout:                   timeout,
+		WriteTimeout:                  timeout,
+		MaxResponseBodySize:           maxAnswerBytes,
+		DisablePathNormalizing:        true, // paths are built from checked ids
+		DisableHeaderNamesNormalizing: false,
+		NoDefaultUserAgentHeader:      true,
+		// Retry only requests that cannot have changed anything twice, and only
+		// when the connection failed before an answer (a stale keep-alive).
+		MaxIdemponentCallAttempts: 2,
+		RetryIfErr: func(req *fasthttp.Request, attempts int, err error) (bool, bool) {
+			m := string(req.Header.Method())
+			idempotent := m == http.MethodGet || m == http.MethodDelete || m == http.MethodPut
+			return false, idempotent && attempts < 2 && errors.Is(err, fasthttp.ErrConnectionClosed)
+		},
+		Dial: func(addr string) (net.Conn, error) { return fasthttp.DialTimeout(addr, 5*time.Second) },
+	}
+	return &upstream{
+		side: side, base: u.Scheme + "://" + u.Host, prefix: strings.TrimRight(u.Path, "/"),
+		host: u.Host, scheme: u.Scheme, hc: hc, timeout: timeout,
+	}, nil
 }
 
 // BasePath is the collection path of a side.
@@ -62,88 +98,63 @@ func BasePath(s translate.Side) string {
 	return "/credentials"
 }
 
-// do sends one request. body nil means no body. The token goes in X-Auth-Token;
-// extra carries correlation headers (X-Request-Id, trace context).
-func (u *upstream) do(ctx context.Context, method, path, query string, body []byte, token string, extra http.Header) (answer, *translate.Error) {
-	ctx, cancel := context.WithTimeout(ctx, u.timeout)
-	defer cancel()
-	url := u.base + path
+var (
+	hdrJSON       = []byte("application/json")
+	hdrOscredJSON = []byte("application/json;charset=utf8")
+)
+
+// do sends one request and waits for the answer. body nil means no body; the
+// body buffer may be reused once do returns (the request is written by then).
+// The answer's resp must be released by the caller (fasthttp.ReleaseResponse).
+func (u *upstream) do(method, path, query string, body []byte, token, reqID string, trace http.Header) (answer, *translate.Error) {
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	req.Header.SetMethod(method)
+	uri := req.URI()
+	uri.SetScheme(u.scheme)
+	uri.SetHost(u.host) // fasthttp writes the Host header from the URI
+	uri.SetPath(u.prefix + path)
 	if query != "" {
-		url += "?" + query
+		uri.SetQueryString(query)
 	}
-	var rd io.Reader
-	var sent *sentBody
-	if body != nil {
-		// The body buffer is pooled by the caller: wait until the transport has
-		// closed it (it may write on after the answer arrives) before returning.
-		sent = &sentBody{}
-		sent.Reset(body)
-		sent.wg.Add(1)
-		defer sent.wg.Wait()
-		rd = sent
+	req.Header.SetBytesV("Accept", hdrJSON)
+	if token != "" {
+		req.Header.Set("X-Auth-Token", token)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, url, rd)
-	if err != nil {
-		if sent != nil {
-			sent.Close()
+	if reqID != "" {
+		req.Header.Set("X-Request-Id", reqID)
+	}
+	for k, v := range trace {
+		if len(v) > 0 {
+			req.Header.Set(k, v[0])
 		}
-		return answer{}, translate.ErrBadGateway("cannot build upstream request")
-	}
-	if sent != nil {
-		req.ContentLength = int64(len(body))
-	}
-	h := req.Header
-	for k, v := range extra {
-		h[k] = v
 	}
 	if body != nil {
 		if u.side.Dialect == translate.Oscred {
-			h["Content-Type"] = hdrOscredJSON
+			req.Header.SetContentTypeBytes(hdrOscredJSON)
 		} else {
-			h["Content-Type"] = hdrJSON
+			req.Header.SetContentTypeBytes(hdrJSON)
 		}
+		req.SetBodyRaw(body)
 	}
-	h["Accept"] = hdrJSON
-	h["User-Agent"] = hdrUserAgent
-	if token != "" {
-		h["X-Auth-Token"] = []string{token}
+	resp := fasthttp.AcquireResponse()
+	if err := u.hc.DoDeadline(req, resp, time.Now().Add(u.timeout)); err != nil {
+		fasthttp.ReleaseResponse(resp)
+		return answer{}, transportError(err)
 	}
-	resp, err := u.hc.Do(req)
-	if err != nil {
-		return answer{}, transportError(ctx, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes+1))
-	if err != nil {
-		return answer{}, transportError(ctx, err)
-	}
-	if len(b) > maxAnswerBytes {
-		return answer{}, translate.ErrBadGateway("upstream answer too large")
-	}
-	return answer{status: resp.StatusCode, body: b, header: resp.Header}, nil
+	return answer{status: resp.StatusCode(), body: resp.Body(), resp: resp}, nil
 }
 
-// sentBody is a request body that reports when the transport is done with it.
-type sentBody struct {
-	bytes.Reader
-	wg   sync.WaitGroup
-	once sync.Once
-}
-
-func (b *sentBody) Close() error {
-	b.once.Do(b.wg.Done)
-	return nil
-}
-
-func transportError(ctx context.Context, err error) *translate.Error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+func transportError(err error) *translate.Error {
+	switch {
+	case errors.Is(err, fasthttp.ErrTimeout):
+		return translate.ErrTimeout("upstream did not answer in time")
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return translate.ErrBadGateway("upstream answer too large")
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
 		return translate.ErrTimeout("upstream did not answer in time")
 	}
 	return translate.ErrBadGateway("upstream unreachable")
 }
-
-var (
-	hdrJSON       = []string{"application/json"}
-	hdrOscredJSON = []string{"application/json;charset=utf8"}
-	hdrUserAgent  = []string{"credbridge"}
-)
