@@ -34,8 +34,8 @@ type Deps struct {
 	Tokens    TokenSource
 	// Owners caches key owners (nil: in process, entries living cache.ttl).
 	Owners OwnerStore
-	Log       *slog.Logger
-	Now       func() time.Time
+	Log    *slog.Logger
+	Now    func() time.Time
 	// Telemetry: tracing and metrics (nil: metrics only, tracing off).
 	Telemetry *telemetry.Telemetry
 }
