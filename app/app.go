@@ -27,7 +27,7 @@ type Runtime struct {
 	log     *slog.Logger
 	cfg     atomic.Pointer[config.Config]
 	built   atomic.Pointer[Built]
-	tel     *telemetry.Telemetry
+	opts    Options
 	stats   *policy.CacheStats
 	health  *proxy.Health
 	srv     *http.Server
@@ -53,7 +53,8 @@ func (b *Built) Close() {
 
 // Build makes the proxy and its cache for cfg. stats outlive reloads so the
 // cache metrics stay monotonic.
-func Build(cfg *config.Config, log *slog.Logger, tel *telemetry.Telemetry, stats *policy.CacheStats) (*Built, error) {
+func Build(cfg *config.Config, o Options, stats *policy.CacheStats) (*Built, error) {
+	log, tel := o.Log, o.Telemetry
 	serviceToken := ""
 	if cfg.Identity.ServiceTokenFile != "" {
 		t, err := config.ReadSecret(cfg.Identity.ServiceTokenFile)
@@ -111,7 +112,7 @@ func Build(cfg *config.Config, log *slog.Logger, tel *telemetry.Telemetry, stats
 		}
 		tokens = proxy.NewKeystoneLogin(cfg.Upstream.Auth.Keystone, pw, cfg.Identity.Timeout)
 	}
-	b.Proxy, err = proxy.New(cfg, proxy.Deps{Validator: b.Cache, Owners: b.Cache.Owners(cfg.Upstream.URL), Rules: rules, Tokens: tokens, Log: log, Telemetry: tel})
+	b.Proxy, err = proxy.New(cfg, proxy.Deps{Validator: b.Cache, Owners: b.Cache.Owners(cfg.Upstream.URL), Rules: rules, Tokens: tokens, Log: log, Telemetry: tel, AccessLog: o.AccessLog})
 	if err != nil {
 		b.Close()
 		return nil, err
@@ -119,9 +120,21 @@ func Build(cfg *config.Config, log *slog.Logger, tel *telemetry.Telemetry, stats
 	return b, nil
 }
 
-// Start listens on cfg's addresses and serves until Shutdown. tel is the
-// process's telemetry (nil: metrics only, no tracing).
-func Start(cfg *config.Config, log *slog.Logger, tel *telemetry.Telemetry) (*Runtime, error) {
+// Options are the process-wide parts a runtime uses; they outlive reloads.
+type Options struct {
+	Log *slog.Logger
+	// Telemetry (nil: metrics only, no tracing).
+	Telemetry *telemetry.Telemetry
+	// AccessLog receives access lines encoded by hand (nil: through Log).
+	AccessLog io.Writer
+}
+
+// Start listens on cfg's addresses and serves until Shutdown.
+func Start(cfg *config.Config, o Options) (*Runtime, error) {
+	log, tel := o.Log, o.Telemetry
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	if tel == nil {
 		var err error
 		if tel, err = telemetry.New(nil, false, ""); err != nil {
@@ -133,11 +146,12 @@ func Start(cfg *config.Config, log *slog.Logger, tel *telemetry.Telemetry) (*Run
 		L1Hits: stats.L1Hits.Load, RedisHits: stats.RedisHits.Load, Misses: stats.Misses.Load,
 		NegativeHits: stats.NegativeHits.Load, RedisErrors: stats.RedisErrors.Load, Tampered: stats.Tampered.Load,
 	})
-	b, err := Build(cfg, log, tel, stats)
+	o.Log, o.Telemetry = log, tel
+	b, err := Build(cfg, o, stats)
 	if err != nil {
 		return nil, err
 	}
-	r := &Runtime{log: log, tel: tel, stats: stats, health: proxy.NewHealth(), done: make(chan error, 2)}
+	r := &Runtime{log: log, opts: o, stats: stats, health: proxy.NewHealth(), done: make(chan error, 2)}
 	r.cfg.Store(cfg)
 	r.built.Store(b)
 	r.health.AddCheck("redis", func() error { return r.built.Load().Cache.Check() })
@@ -195,7 +209,7 @@ func (r *Runtime) Reload(cfg *config.Config) error {
 	if cfg.Listen != cur.Listen || cfg.AdminListen != cur.AdminListen {
 		return errors.New("listen and admin_listen cannot change on reload; restart instead")
 	}
-	b, err := Build(cfg, r.log, r.tel, r.stats)
+	b, err := Build(cfg, r.opts, r.stats)
 	if err != nil {
 		return err
 	}

@@ -92,7 +92,7 @@ func startBridgeWith(t *testing.T, c *cloud, tel *telemetry.Telemetry, env ...st
 		t.Fatal(err)
 	}
 	logs := &syncLog{}
-	rt, err := Start(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), tel)
+	rt, err := Start(cfg, Options{Log: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Telemetry: tel, AccessLog: logs})
 	if err != nil {
 		t.Fatal(err)
 	}

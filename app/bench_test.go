@@ -63,7 +63,7 @@ func BenchmarkBridgePatchB2A(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			rt, err := Start(cfg, slog.New(slog.DiscardHandler), tel)
+			rt, err := Start(cfg, Options{Log: slog.New(slog.NewJSONHandler(io.Discard, nil)), Telemetry: tel, AccessLog: io.Discard})
 			if err != nil {
 				b.Fatal(err)
 			}

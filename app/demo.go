@@ -57,7 +57,7 @@ func Demo(a DemoAddrs, w io.Writer, log *slog.Logger, tel *telemetry.Telemetry) 
 	if err != nil {
 		return nil, emus, err
 	}
-	rt, err := Start(cfg, log, tel)
+	rt, err := Start(cfg, Options{Log: log, Telemetry: tel})
 	if err != nil {
 		return nil, emus, err
 	}

@@ -1,10 +1,15 @@
 package proxy_test
 
 import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"sort"
 	"strings"
 	"testing"
 
 	bt "github.com/credbridge/credbridge/internal/bridgetest"
+	"github.com/credbridge/credbridge/proxy"
 	"github.com/credbridge/credbridge/translate"
 )
 
@@ -387,5 +392,35 @@ func TestOwnerCacheSavesUpstreamGets(t *testing.T) {
 	want(t, translate.SideIBM, r, 404)
 	if e.Upstream.Requests()-before != 1 {
 		t.Fatal("a deleted key's owner was still cached")
+	}
+}
+
+// TestAccessLineShapes: the hand-encoded access line has the slog line's fields.
+func TestAccessLineShapes(t *testing.T) {
+	var viaSlog, direct bytes.Buffer
+	keys := func(b *bytes.Buffer) []string {
+		var m map[string]any
+		line := strings.SplitN(b.String(), "\n", 2)[0]
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("not JSON: %q", line)
+		}
+		var ks []string
+		for k := range m {
+			ks = append(ks, k)
+		}
+		sort.Strings(ks)
+		return ks
+	}
+	log := slog.New(slog.NewJSONHandler(&viaSlog, nil))
+	e1 := bt.Start(t, translate.SideOscred, nil, proxy.Deps{Log: log})
+	e1.Do("GET", "/credentials", bt.Alice, "", "", "Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	e2 := bt.Start(t, translate.SideOscred, nil, proxy.Deps{Log: slog.New(slog.NewJSONHandler(&direct, nil)), AccessLog: &direct})
+	e2.Do("GET", "/credentials", bt.Alice, "", "", "Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	a, b := keys(&viaSlog), keys(&direct)
+	if strings.Join(a, ",") != strings.Join(b, ",") || len(a) < 12 {
+		t.Fatalf("slog %v\ndirect %v", a, b)
+	}
+	if !strings.Contains(direct.String(), `"user_id":"u-alice"`) || !strings.Contains(direct.String(), `"status":200`) {
+		t.Fatalf("direct line: %s", direct.String())
 	}
 }

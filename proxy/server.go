@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -38,6 +39,9 @@ type Deps struct {
 	Now    func() time.Time
 	// Telemetry: tracing and metrics (nil: metrics only, tracing off).
 	Telemetry *telemetry.Telemetry
+	// AccessLog, when set, receives the access lines directly, encoded by hand
+	// (the same JSON shape slog writes, at a fraction of the cost); nil: through Log.
+	AccessLog io.Writer
 }
 
 type echoContext = echo.Context
@@ -56,6 +60,7 @@ type Server struct {
 	log       *slog.Logger
 	now       func() time.Time
 	tel       *telemetry.Telemetry
+	accessOut io.Writer
 }
 
 // UpstreamSide maps the config's dialect and flavor to a side.
@@ -117,6 +122,7 @@ func New(cfg *config.Config, d Deps) (*Server, error) {
 		log:       d.Log,
 		now:       d.Now,
 		tel:       d.Telemetry,
+		accessOut: d.AccessLog,
 	}
 	s.e = s.routes()
 	return s, nil
@@ -288,6 +294,10 @@ func (s *Server) accessLog(k *call, status int, d time.Duration) {
 		return
 	}
 	r := k.c.Request()
+	if s.accessOut != nil {
+		s.writeAccessLine(k, r, status, d)
+		return
+	}
 	attrs := make([]slog.Attr, 0, 12)
 	attrs = append(attrs, slog.String("method", r.Method), slog.String("path", r.URL.Path),
 		slog.String("client_dialect", k.client.String()), slog.String("upstream_dialect", s.side.String()),
@@ -303,6 +313,49 @@ func (s *Server) accessLog(k *call, status int, d time.Duration) {
 		attrs = append(attrs, slog.String("error", k.err.Message))
 	}
 	s.log.LogAttrs(k.ctx, slog.LevelInfo, "request", attrs...)
+}
+
+var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// writeAccessLine appends the access line by hand: the same fields and shape
+// as the slog path above, one Write.
+func (s *Server) writeAccessLine(k *call, r *http.Request, status int, d time.Duration) {
+	bp := linePool.Get().(*[]byte)
+	b := append((*bp)[:0], `{"time":"`...)
+	b = time.Now().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"INFO","msg":"request","method":`...)
+	b = translate.AppendString(b, r.Method)
+	b = append(b, `,"path":`...)
+	b = translate.AppendString(b, r.URL.Path)
+	b = append(b, `,"client_dialect":"`...)
+	b = append(b, k.client.String()...)
+	b = append(b, `","upstream_dialect":"`...)
+	b = append(b, s.side.String()...)
+	b = append(b, `","op":"`...)
+	b = append(b, k.op.String()...)
+	b = append(b, `","status":`...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, `,"duration_ms":`...)
+	b = strconv.AppendFloat(b, float64(d.Microseconds())/1000, 'f', -1, 64)
+	b = append(b, `,"request_id":`...)
+	b = translate.AppendString(b, k.reqID)
+	if k.who != nil {
+		b = append(b, `,"user_id":`...)
+		b = translate.AppendString(b, k.who.UserID)
+	}
+	if tid := traceID(k.ctx, r); tid != "" {
+		b = append(b, `,"trace_id":"`...)
+		b = append(b, tid...)
+		b = append(b, '"')
+	}
+	if k.err != nil {
+		b = append(b, `,"error":`...)
+		b = translate.AppendString(b, k.err.Message)
+	}
+	b = append(b, "}\n"...)
+	_, _ = s.accessOut.Write(b)
+	*bp = b
+	linePool.Put(bp)
 }
 
 // traceID is the request's trace: the bridge's span, else the caller's

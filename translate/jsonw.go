@@ -11,6 +11,10 @@ import "strconv"
 
 const hexDigits = "0123456789abcdef"
 
+// AppendString appends s as a JSON string (for other fixed-shape JSON writers,
+// such as the access log).
+func AppendString(dst []byte, s string) []byte { return appendString(dst, s) }
+
 // appendString appends s as a JSON string. Input was validated as UTF-8 upstream
 // of here; invalid bytes are replaced so output is always valid JSON.
 func appendString[T string | []byte](dst []byte, s T) []byte {

@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -21,6 +20,7 @@ import (
 	"github.com/credbridge/credbridge/app"
 	"github.com/credbridge/credbridge/config"
 	"github.com/credbridge/credbridge/emulator"
+	"github.com/credbridge/credbridge/logging"
 	"github.com/credbridge/credbridge/telemetry"
 )
 
@@ -109,11 +109,6 @@ func loadConfig(args []string, name string) (*config.Config, string, error) {
 	return cfg, p, err
 }
 
-func newLogger(level string) *slog.Logger {
-	var l slog.Level
-	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
-}
 
 func checkConfig(args []string, w io.Writer) error {
 	cfg, p, err := loadConfig(args, "check-config")
@@ -129,7 +124,9 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.Log.Level)
+	logw := logging.NewWriter(os.Stderr)
+	defer logw.Close()
+	log := logging.New(logw, cfg.Log.Level)
 	tel, err := telemetry.Setup(context.Background(), version)
 	if err != nil {
 		return fmt.Errorf("telemetry (OTEL_* variables): %v", err)
@@ -139,7 +136,7 @@ func serve(args []string) error {
 		defer cancel()
 		_ = tel.Shutdown(ctx)
 	}()
-	rt, err := app.Start(cfg, log, tel)
+	rt, err := app.Start(cfg, app.Options{Log: log, Telemetry: tel, AccessLog: logw})
 	if err != nil {
 		return err
 	}
@@ -185,7 +182,7 @@ func demo(args []string) error {
 		return fmt.Errorf("telemetry (OTEL_* variables): %v", err)
 	}
 	defer func() { _ = tel.Shutdown(context.Background()) }()
-	rt, emus, err := app.Demo(a, os.Stdout, newLogger("warn"), tel)
+	rt, emus, err := app.Demo(a, os.Stdout, logging.New(os.Stderr, "warn"), tel)
 	if err != nil {
 		return err
 	}

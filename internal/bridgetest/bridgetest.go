@@ -43,8 +43,9 @@ type Env struct {
 }
 
 // Start builds an Env whose upstream speaks up. mutate may adjust the config
-// (its URLs are already set).
-func Start(t testing.TB, up translate.Side, mutate func(*config.Config)) *Env {
+// (its URLs are already set); deps, when given, are the proxy's (the validator
+// is always the reference identity service's client).
+func Start(t testing.TB, up translate.Side, mutate func(*config.Config), deps ...proxy.Deps) *Env {
 	t.Helper()
 	e := &Env{T: t, Dir: emulator.NewDirectory(emulator.DemoUsers()), UpSide: up}
 	e.Identity = emulator.NewIdentity(e.Dir)
@@ -79,7 +80,12 @@ func Start(t testing.TB, up translate.Side, mutate func(*config.Config)) *Env {
 		}
 	}
 	e.Cfg = cfg
-	e.Proxy, err = proxy.New(cfg, proxy.Deps{Validator: policy.NewIdentityClient(cfg.Identity, "", nil)})
+	var d proxy.Deps
+	if len(deps) > 0 {
+		d = deps[0]
+	}
+	d.Validator = policy.NewIdentityClient(cfg.Identity, "", nil)
+	e.Proxy, err = proxy.New(cfg, d)
 	if err != nil {
 		t.Fatal(err)
 	}
