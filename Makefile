@@ -9,7 +9,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 APT     := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 FUZZTIME ?= 15s
 
-.PHONY: build run test deps bench fuzz image clean
+.PHONY: build run test deps bench bench-deps latency fuzz image clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/credbridge
@@ -29,12 +29,20 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
-## bench: Go benchmarks, then the side-by-side run when nginx and wrk are present
-bench: build
-	$(GO) test -run '^$$' -bench . -benchmem ./translate ./policy ./proxy
-	@if command -v nginx >/dev/null 2>&1 && command -v wrk >/dev/null 2>&1 && [ -x ../shared/bench/run.sh ]; then \
-	  ../shared/bench/run.sh ./$(BIN); \
-	else echo "side-by-side run skipped: needs nginx, libnginx-mod-http-lua, lua-cjson, wrk and ../shared/bench"; fi
+## bench-deps: nginx with Lua and wrk for the side-by-side run
+bench-deps:
+	@command -v nginx >/dev/null 2>&1 && command -v wrk >/dev/null 2>&1 && [ -e /usr/lib/nginx/modules/ngx_http_lua_module.so ] || { \
+	  echo "installing nginx, libnginx-mod-http-lua, lua-cjson, wrk"; \
+	  $(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq nginx libnginx-mod-http-lua lua-cjson wrk >/dev/null; }
+
+## bench: Go benchmarks, then the side-by-side run against nginx, nginx+Lua and httputil
+bench: build bench-deps
+	$(GO) test -run '^$$' -bench . -benchmem ./translate ./policy ./proxy ./app
+	../shared/bench/run.sh ./$(BIN)
+
+## latency: fixed-rate p50/p99/p99.9 for direct, nginx-lua and credbridge
+latency: build bench-deps
+	bench/latency.sh ./$(BIN) 1000,2500,5000 5s
 
 ## fuzz: every fuzz target for FUZZTIME each
 fuzz:

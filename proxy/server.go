@@ -210,22 +210,30 @@ type call struct {
 	err *translate.Error
 	// pspan is the policy span, open from token check to decision.
 	pspan trace.Span
-	// answers hold upstream buffers until the client has its answer.
-	answers []*fasthttp.Response
+	// answers hold upstream buffers until the client has its answer; a request
+	// makes at most three upstream calls (resolve, owner look-up, the call).
+	answers  [4]*fasthttp.Response
+	nanswers int
 }
 
 // keep holds a's buffers until release.
 func (k *call) keep(a answer) {
-	if a.resp != nil {
-		k.answers = append(k.answers, a.resp)
+	if a.resp == nil {
+		return
 	}
+	if k.nanswers == len(k.answers) {
+		return // cannot happen today; if it did, the GC takes it (never released while in use)
+	}
+	k.answers[k.nanswers] = a.resp
+	k.nanswers++
 }
 
 func (k *call) release() {
-	for _, r := range k.answers {
-		fasthttp.ReleaseResponse(r)
+	for i := 0; i < k.nanswers; i++ {
+		fasthttp.ReleaseResponse(k.answers[i])
+		k.answers[i] = nil
 	}
-	k.answers = k.answers[:0]
+	k.nanswers = 0
 }
 
 // endPolicy closes the policy span with the decision, once.
@@ -474,14 +482,29 @@ func (s *Server) headers(h http.Header, side translate.Side, reqID string, from 
 
 // transID is Swift's form: "tx" + 21 hex + "-" + 10 hex (the unix time).
 func transID(reqID string, now time.Time) string {
-	id := reqID
-	if len(id) < 21 || !isHex(id[:21]) {
-		id = requestIDHex()
+	var b [34]byte
+	b[0], b[1], b[23] = 't', 'x', '-'
+	if len(reqID) >= 21 && isHex(reqID[:21]) {
+		copy(b[2:23], reqID[:21])
+	} else {
+		a, c := rand.Uint64(), rand.Uint64()
+		for i := 0; i < 21; i++ {
+			if i < 16 {
+				b[2+i] = hexDigits[a>>(4*i)&0xf]
+			} else {
+				b[2+i] = hexDigits[c>>(4*i)&0xf]
+			}
+		}
 	}
-	return fmt.Sprintf("tx%s-%010x", id[:21], now.Unix())
+	t := uint64(now.Unix())
+	for i := 33; i >= 24; i-- {
+		b[i] = hexDigits[t&0xf]
+		t >>= 4
+	}
+	return string(b[:])
 }
 
-func requestIDHex() string { return requestID(&http.Request{Header: http.Header{}}) }
+const hexDigits = "0123456789abcdef"
 
 func validTransID(v string) bool {
 	return len(v) == 34 && strings.HasPrefix(v, "tx") && v[23] == '-' && isHex(v[2:23]) && isHex(v[24:])

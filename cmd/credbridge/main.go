@@ -124,6 +124,9 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Runtime.GOMAXPROCS > 0 {
+		runtime.GOMAXPROCS(cfg.Runtime.GOMAXPROCS)
+	}
 	logw := logging.NewWriter(os.Stderr)
 	defer logw.Close()
 	log := logging.New(logw, cfg.Log.Level)
