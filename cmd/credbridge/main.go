@@ -109,7 +109,6 @@ func loadConfig(args []string, name string) (*config.Config, string, error) {
 	return cfg, p, err
 }
 
-
 func checkConfig(args []string, w io.Writer) error {
 	cfg, p, err := loadConfig(args, "check-config")
 	if err != nil {
