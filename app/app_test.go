@@ -230,3 +230,45 @@ func checkServiceCredentials(t *testing.T, c *cloud, rt *Runtime, isService func
 		}
 	}
 }
+
+// TestGracefulShutdownDrainsInFlight: requests in flight when shutdown starts
+// all finish; readiness turns 503 at once; new connections are refused.
+func TestGracefulShutdownDrainsInFlight(t *testing.T) {
+	c := newCloud(t, translate.SideOscred)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(700 * time.Millisecond)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"credentials":[]}`))
+	}))
+	t.Cleanup(slow.Close)
+	c.upURL = slow.URL
+	rt, _ := startBridge(t, c)
+	base, admin := "http://"+rt.Addr(), "http://"+rt.AdminAddr()
+	const n = 20
+	results := make(chan int, n)
+	for i := 0; i < n; i++ {
+		go func() { results <- bt.Do(t, base, "GET", "/v3.0/OS-CREDENTIAL/credentials", bt.Alice, "", "").Status }()
+	}
+	time.Sleep(300 * time.Millisecond) // all are waiting on the upstream now
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		shut <- rt.Shutdown(ctx)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if r := bt.Do(t, admin, "GET", "/readyz", "", "", ""); r.Status != 503 {
+		t.Fatalf("readyz while draining: %d", r.Status)
+	}
+	if _, err := http.Get(base + "/v3.0/OS-CREDENTIAL/credentials"); err == nil {
+		t.Fatal("a new connection was accepted during shutdown")
+	}
+	for i := 0; i < n; i++ {
+		if s := <-results; s != 200 {
+			t.Fatalf("in-flight request dropped: %d", s)
+		}
+	}
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -95,6 +95,10 @@ type Cache struct {
 type Limits struct {
 	// MaxBodyBytes is the largest request body. Default 32768 (oscred's limit).
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxConcurrent requests in flight; beyond it clients get 503 with
+	// Retry-After in their dialect. Default 4096. Risk when high: a slow
+	// upstream makes requests pile up in memory.
+	MaxConcurrent int `yaml:"max_concurrent"`
 }
 
 // Log configures the structured log.
@@ -151,6 +155,9 @@ func (c *Config) applyDefaults() {
 	defDur(&c.Cache.NegativeTTL, 30*time.Second)
 	if c.Limits.MaxBodyBytes == 0 {
 		c.Limits.MaxBodyBytes = 32 << 10
+	}
+	if c.Limits.MaxConcurrent == 0 {
+		c.Limits.MaxConcurrent = 4096
 	}
 	def(&c.Log.Level, "info")
 	defDur(&c.ShutdownTimeout, 15*time.Second)
@@ -259,6 +266,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxBodyBytes < 256 || c.Limits.MaxBodyBytes > 1<<20 {
 		return fmt.Errorf("limits.max_body_bytes: %d is outside 256..1048576", c.Limits.MaxBodyBytes)
+	}
+	if c.Limits.MaxConcurrent < 1 || c.Limits.MaxConcurrent > 1_000_000 {
+		return fmt.Errorf("limits.max_concurrent: %d is outside 1..1000000", c.Limits.MaxConcurrent)
 	}
 	if c.Runtime.GOMAXPROCS < 0 || c.Runtime.GOMAXPROCS > 1024 {
 		return fmt.Errorf("runtime.gomaxprocs: %d is outside 0..1024", c.Runtime.GOMAXPROCS)

@@ -122,3 +122,41 @@ func TestSameDialectPassesBodiesUntouched(t *testing.T) {
 		t.Fatalf("client received %s", r.Body)
 	}
 }
+
+func TestConcurrencyLimit(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 10)
+	slowUp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-release
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"credentials":[]}`))
+	}))
+	t.Cleanup(slowUp.Close)
+	e := bt.Start(t, translate.SideOscred, func(c *config.Config) {
+		c.Upstream.URL = slowUp.URL
+		c.Limits.MaxConcurrent = 2
+	})
+	done := make(chan int, 2)
+	for i := 0; i < 2; i++ {
+		go func() { done <- e.Do("GET", bt.Base(translate.SideOscred), bt.Alice, "", "").Status }()
+	}
+	<-entered
+	<-entered
+	for _, client := range sides {
+		r := e.Do("GET", bt.Base(client), bt.Alice, "", "")
+		want(t, client, r, 503)
+		if r.Header.Get("Retry-After") != "1" {
+			t.Fatalf("no Retry-After: %v", r.Header)
+		}
+	}
+	close(release)
+	for i := 0; i < 2; i++ {
+		if s := <-done; s != 200 {
+			t.Fatalf("in-flight request got %d", s)
+		}
+	}
+	if r := e.Do("GET", bt.Base(translate.SideOscred), bt.Alice, "", ""); r.Status != 200 {
+		t.Fatalf("after the burst: %d", r.Status)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/credbridge/credbridge/config"
@@ -61,6 +62,8 @@ type Server struct {
 	now       func() time.Time
 	tel       *telemetry.Telemetry
 	accessOut io.Writer
+	inflight  atomic.Int64
+	maxFlight int64
 }
 
 // UpstreamSide maps the config's dialect and flavor to a side.
@@ -123,6 +126,7 @@ func New(cfg *config.Config, d Deps) (*Server, error) {
 		now:       d.Now,
 		tel:       d.Telemetry,
 		accessOut: d.AccessLog,
+		maxFlight: int64(cfg.Limits.MaxConcurrent),
 	}
 	s.e = s.routes()
 	return s, nil
@@ -268,7 +272,15 @@ func (s *Server) route(side translate.Side, op translate.Op) echo.HandlerFunc {
 				attribute.String("credbridge.op", op.String())))
 		}
 		s.tel.Metrics.Begin()
-		if err := s.serve(&k, (*in)[:0]); err != nil {
+		var err *translate.Error
+		if n := s.inflight.Add(1); n > s.maxFlight {
+			c.Response().Header()["Retry-After"] = []string{"1"}
+			err = translate.ErrUnavailable("too many requests in flight; retry shortly")
+		} else {
+			err = s.serve(&k, (*in)[:0])
+		}
+		s.inflight.Add(-1)
+		if err != nil {
 			k.err = err
 			s.writeError(c, side, k.reqID, err)
 		}
