@@ -46,7 +46,7 @@ latency: build bench-deps
 
 ## fuzz: every fuzz target for FUZZTIME each
 fuzz:
-	@for pkg in ./translate ./policy; do \
+	@for pkg in ./translate ./policy ./proxy; do \
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "fuzz $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \

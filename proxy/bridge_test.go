@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/credbridge/credbridge/emulator"
 	bt "github.com/credbridge/credbridge/internal/bridgetest"
 	"github.com/credbridge/credbridge/proxy"
 	"github.com/credbridge/credbridge/translate"
@@ -214,6 +215,10 @@ func TestQuotaErrorInClientsOwnForm(t *testing.T) {
 }
 
 func seed(e *bt.Env, user string) (ak, sk string) { return e.Seed(user) }
+
+func seedKey(ak, user string) emulator.Key {
+	return emulator.Key{AK: ak, SK: "S", UserID: user, Active: true, StatusSet: true}
+}
 
 func TestEC2ToOscredUpdateRules(t *testing.T) {
 	e := bt.Start(t, translate.SideOscred, nil)
