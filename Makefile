@@ -9,7 +9,8 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 APT     := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 FUZZTIME ?= 15s
 
-.PHONY: build run test deps bench bench-deps latency fuzz image clean
+.PHONY: build run test deps bench bench-deps latency fuzz soak image clean
+SOAK_DURATION ?= 2m
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/credbridge
@@ -51,6 +52,10 @@ fuzz:
 	    echo "fuzz $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
+
+## soak: mixed traffic of all dialects while Redis and the upstream fail (loopback only)
+soak: deps
+	SOAK_DURATION=$(SOAK_DURATION) $(GO) test -tags soak -run '^TestSoak$$' -count=1 -v -timeout 40m ./app
 
 image:
 	docker build -t credbridge:$(VERSION) .

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -26,6 +27,7 @@ import (
 // Timeouts default short (dial 500ms, read/write 200ms) and retries to none: a
 // slow Redis must cost a request little, since the bridge serves without it.
 func NewRedis(rawURL string) (redis.UniversalClient, error) {
+	quietRedis.Do(func() { redis.SetLogger(discardRedisLog{}) })
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("cache.redis_url: %v", err)
@@ -74,6 +76,14 @@ func NewRedis(rawURL string) (redis.UniversalClient, error) {
 	}
 	return redis.NewClient(o), nil
 }
+
+// go-redis prints its own unstructured dial errors to stderr; the breaker below
+// already reports failures as structured warnings and metrics.
+var quietRedis sync.Once
+
+type discardRedisLog struct{}
+
+func (discardRedisLog) Printf(context.Context, string, ...any) {}
 
 // CacheStats are the cache's counters, for metrics and tests.
 type CacheStats struct {
