@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -158,5 +159,41 @@ func TestConcurrencyLimit(t *testing.T) {
 	}
 	if r := e.Do("GET", bt.Base(translate.SideOscred), bt.Alice, "", ""); r.Status != 200 {
 		t.Fatalf("after the burst: %d", r.Status)
+	}
+}
+
+// TestRetriesOnlyIdempotent: a connection dropped before any answer is retried
+// once for GET/PUT/DELETE, never for POST/PATCH (which might then apply twice).
+func TestRetriesOnlyIdempotent(t *testing.T) {
+	var mu sync.Mutex
+	attempts := map[string]int{}
+	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		attempts[r.Method]++
+		n := attempts[r.Method]
+		mu.Unlock()
+		if n == 1 { // drop the first attempt of each method without answering
+			c, _, _ := w.(http.Hijacker).Hijack()
+			c.Close()
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodPost {
+			w.WriteHeader(201)
+		}
+		_, _ = w.Write([]byte(fixedAnswer))
+	}))
+	t.Cleanup(flaky.Close)
+	e := bt.Start(t, translate.SideOscred, func(c *config.Config) { c.Upstream.URL = flaky.URL })
+	path := "/v3.0/OS-CREDENTIAL/credentials/LOSZM4YRVLKOY9ABCDEF"
+	if r := e.Do("PUT", path, bt.Admin, "application/json", `{"credential":{"status":"inactive"}}`); r.Status != 200 {
+		t.Fatalf("PUT after a dropped connection: %d %s", r.Status, r.Body)
+	}
+	r := e.Do("POST", "/v3.0/OS-CREDENTIAL/credentials", bt.Admin, "application/json", `{"credential":{"user_id":"u-alice"}}`)
+	want(t, translate.SideOscred, r, 502)
+	mu.Lock()
+	defer mu.Unlock()
+	if attempts["PUT"] != 2 || attempts["POST"] != 1 {
+		t.Fatalf("attempts %v: want PUT retried once, POST never", attempts)
 	}
 }

@@ -3,10 +3,12 @@ package proxy
 import (
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/credbridge/credbridge/translate"
@@ -77,7 +79,7 @@ func newUpstream(side translate.Side, baseURL string, timeout time.Duration) (*u
 		RetryIfErr: func(req *fasthttp.Request, attempts int, err error) (bool, bool) {
 			m := string(req.Header.Method())
 			idempotent := m == http.MethodGet || m == http.MethodDelete || m == http.MethodPut
-			return false, idempotent && attempts < 2 && errors.Is(err, fasthttp.ErrConnectionClosed)
+			return false, idempotent && attempts < 2 && connDropped(err)
 		},
 		Dial: func(addr string) (net.Conn, error) { return fasthttp.DialTimeout(addr, 5*time.Second) },
 	}
@@ -143,6 +145,13 @@ func (u *upstream) do(method, path, query string, body []byte, token, reqID stri
 		return answer{}, transportError(err)
 	}
 	return answer{status: resp.StatusCode(), body: resp.Body(), resp: resp}, nil
+}
+
+// connDropped: the connection closed before any answer (fasthttp reports io.EOF
+// to the retry hook and ErrConnectionClosed to the caller).
+func connDropped(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 func transportError(err error) *translate.Error {
