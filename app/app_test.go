@@ -78,12 +78,12 @@ func secretFile(t *testing.T, v string) string {
 }
 
 // startBridge runs the whole bridge (app.Start) on free loopback ports.
-func startBridge(t *testing.T, c *cloud, env ...string) (*Runtime, *syncLog) {
+func startBridge(t *testing.T, c *cloud, env ...string) (*Runtime, *bt.SyncBuffer) {
 	t.Helper()
 	return startBridgeWith(t, c, nil, env...)
 }
 
-func startBridgeWith(t *testing.T, c *cloud, tel *telemetry.Telemetry, env ...string) (*Runtime, *syncLog) {
+func startBridgeWith(t *testing.T, c *cloud, tel *telemetry.Telemetry, env ...string) (*Runtime, *bt.SyncBuffer) {
 	t.Helper()
 	env = append([]string{"CREDBRIDGE_LISTEN=127.0.0.1:0", "CREDBRIDGE_ADMIN_LISTEN=127.0.0.1:0",
 		"CREDBRIDGE_UPSTREAM_URL=" + c.upURL, "CREDBRIDGE_IDENTITY_URL=" + c.idURL}, env...)
@@ -91,7 +91,7 @@ func startBridgeWith(t *testing.T, c *cloud, tel *telemetry.Telemetry, env ...st
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncLog{}
+	logs := &bt.SyncBuffer{}
 	rt, err := Start(cfg, Options{Log: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Telemetry: tel, AccessLog: logs})
 	if err != nil {
 		t.Fatal(err)
@@ -102,23 +102,6 @@ func startBridgeWith(t *testing.T, c *cloud, tel *telemetry.Telemetry, env ...st
 		_ = rt.Shutdown(ctx)
 	})
 	return rt, logs
-}
-
-type syncLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func TestTwoBridgesShareOneRedis(t *testing.T) {

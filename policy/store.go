@@ -33,48 +33,43 @@ func NewRedis(rawURL string) (redis.UniversalClient, error) {
 		return nil, fmt.Errorf("cache.redis_url: %v", err)
 	}
 	q := u.Query()
-	short := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
 	switch {
 	case q.Has("master_name"):
 		o, err := redis.ParseFailoverURL(rawURL)
 		if err != nil {
 			return nil, fmt.Errorf("cache.redis_url: %v", err)
 		}
-		short(&o.DialTimeout, 500*time.Millisecond)
-		short(&o.ReadTimeout, 200*time.Millisecond)
-		short(&o.WriteTimeout, 200*time.Millisecond)
-		if !q.Has("max_retries") {
-			o.MaxRetries = -1
-		}
+		failFast(q, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.MaxRetries)
 		return redis.NewFailoverClient(o), nil
 	case q.Has("addr"):
 		o, err := redis.ParseClusterURL(rawURL)
 		if err != nil {
 			return nil, fmt.Errorf("cache.redis_url: %v", err)
 		}
-		short(&o.DialTimeout, 500*time.Millisecond)
-		short(&o.ReadTimeout, 200*time.Millisecond)
-		short(&o.WriteTimeout, 200*time.Millisecond)
-		if !q.Has("max_retries") {
-			o.MaxRetries = -1
-		}
+		failFast(q, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.MaxRetries)
 		return redis.NewClusterClient(o), nil
 	}
 	o, err := redis.ParseURL(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("cache.redis_url: %v", err)
 	}
-	short(&o.DialTimeout, 500*time.Millisecond)
-	short(&o.ReadTimeout, 200*time.Millisecond)
-	short(&o.WriteTimeout, 200*time.Millisecond)
-	if !q.Has("max_retries") {
-		o.MaxRetries = -1
-	}
+	failFast(q, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.MaxRetries)
 	return redis.NewClient(o), nil
+}
+
+// failFast sets the timeouts and retries the URL left unset.
+func failFast(q url.Values, dial, read, write *time.Duration, retries *int) {
+	for _, d := range []struct {
+		p *time.Duration
+		v time.Duration
+	}{{dial, 500 * time.Millisecond}, {read, 200 * time.Millisecond}, {write, 200 * time.Millisecond}} {
+		if *d.p == 0 {
+			*d.p = d.v
+		}
+	}
+	if !q.Has("max_retries") {
+		*retries = -1
+	}
 }
 
 // go-redis prints its own unstructured dial errors to stderr; the breaker below

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -92,24 +90,6 @@ func TestCheckConfig(t *testing.T) {
 	}
 }
 
-// syncBuffer collects a child's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // waitFor polls url until it answers.
 func waitFor(t *testing.T, url string) {
 	t.Helper()
@@ -141,7 +121,7 @@ func TestServeReloadAndShutdown(t *testing.T) {
 	content := "listen: " + listen + "\nadmin_listen: " + admin + "\nupstream: {url: '" + up.URL + "'}\nidentity: {url: '" + idn.URL + "'}\n"
 	path := writeFile(t, content)
 	cmd := exec.Command(bin, "serve", "--config", path)
-	var logs syncBuffer
+	var logs bt.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
