@@ -429,3 +429,28 @@ func TestAccessLineShapes(t *testing.T) {
 		t.Fatalf("direct line: %s", direct.String())
 	}
 }
+
+// TestOscredListWithoutUserIsOwnKeys: an administrator's oscred list without
+// user_id shows the caller's own keys on every upstream; an ec2blob client's
+// shows what Keystone would (all the administrator may see).
+func TestOscredListWithoutUserIsOwnKeys(t *testing.T) {
+	for _, up := range sides {
+		t.Run(name(up), func(t *testing.T) {
+			e := bt.Start(t, up, nil)
+			mine, _ := e.Seed("u-admin")
+			alices, _ := e.Seed("u-alice")
+			r := e.Do("GET", bt.Base(translate.SideOscred), bt.Admin, "", "")
+			want(t, translate.SideOscred, r, 200)
+			if !strings.Contains(string(r.Body), mine) || strings.Contains(string(r.Body), alices) {
+				t.Fatalf("oscred list: %s", r.Body)
+			}
+			if up != translate.SideOscred {
+				r = e.Do("GET", bt.Base(translate.SideIBM), bt.Admin, "", "")
+				want(t, translate.SideIBM, r, 200)
+				if !strings.Contains(string(r.Body), alices) {
+					t.Fatalf("ec2blob admin list: %s", r.Body)
+				}
+			}
+		})
+	}
+}

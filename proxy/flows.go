@@ -300,11 +300,12 @@ func (s *Server) list(k *call) *translate.Error {
 	if !d.Allowed {
 		return s.deny(k)
 	}
-	// Who may see everything (a role allowed it) gets the upstream's own default;
-	// anyone allowed only as an owner is pinned to their own keys, whatever token
-	// the bridge uses upstream.
+	// Without a user_id filter an oscred list means the caller's own keys (its
+	// dialect's rule), and so does any list allowed only by ownership, whatever
+	// token the bridge uses upstream; an ec2blob client a role allows gets
+	// Keystone's meaning (everything it may see).
 	user := k.userFilter
-	if user == "" && (d.Rule == "owner" || s.side.Dialect == translate.Oscred) {
+	if user == "" && (d.Rule == "owner" || k.client.Dialect == translate.Oscred || s.side.Dialect == translate.Oscred) {
 		user = target
 	}
 	q := url.Values{}

@@ -105,6 +105,13 @@ func loadConfig(args []string, name string) (*config.Config, string, error) {
 		return nil, "", err
 	}
 	p := configPath(*path)
+	if *path == "" && os.Getenv("CREDBRIDGE_CONFIG") == "" {
+		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+			// No file named anywhere and none here: defaults and CREDBRIDGE_* only.
+			cfg, err := config.Load("", os.Environ())
+			return cfg, "", err
+		}
+	}
 	cfg, err := config.Load(p, os.Environ())
 	return cfg, p, err
 }
@@ -114,7 +121,10 @@ func checkConfig(args []string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "# %s is valid; effective config (secrets masked):\n%s", p, cfg.Masked())
+	if p == "" {
+		p = "no config file; defaults and CREDBRIDGE_* variables"
+	}
+	fmt.Fprintf(w, "# %s: valid; effective config (secrets masked):\n%s", p, cfg.Masked())
 	return nil
 }
 

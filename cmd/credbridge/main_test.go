@@ -88,6 +88,13 @@ func TestCheckConfig(t *testing.T) {
 	if out, code = run(t, nil, "check-config", "--config", "/nonexistent.yaml"); code != 1 || !strings.Contains(out, "nonexistent") {
 		t.Fatalf("%d %s", code, out)
 	}
+	// No flag, no $CREDBRIDGE_CONFIG, no ./config.yaml: defaults and environment.
+	cmd := exec.Command(bin, "check-config")
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), "CREDBRIDGE_CONFIG=", "CREDBRIDGE_UPSTREAM_URL=http://127.0.0.1:7777")
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "127.0.0.1:7777") {
+		t.Fatalf("%v %s", err, out)
+	}
 }
 
 // waitFor polls url until it answers.
