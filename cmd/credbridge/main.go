@@ -98,6 +98,8 @@ func configPath(flagValue string) string {
 	return "config.yaml"
 }
 
+// loadConfig resolves and loads the config. The path is "" when no file is
+// used: defaults and CREDBRIDGE_* alone (SIGHUP then re-reads the environment).
 func loadConfig(args []string, name string) (*config.Config, string, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	path := fs.String("config", "", "config file")
