@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/credbridge/credbridge/config"
@@ -42,10 +43,13 @@ type KeystoneLogin struct {
 	hc       *http.Client
 	now      func() time.Time
 
-	mu      sync.Mutex
-	token   string
-	expires time.Time
-	renewAt time.Time
+	mu  sync.Mutex // one login at a time
+	cur atomic.Pointer[serviceToken]
+}
+
+type serviceToken struct {
+	token            string
+	expires, renewAt time.Time
 }
 
 // NewKeystoneLogin builds the source; password is the content of password_file.
@@ -55,16 +59,27 @@ func NewKeystoneLogin(cfg config.Keystone, password string, timeout time.Duratio
 
 // UpstreamToken returns the service token, logging in when it is missing or due.
 func (k *KeystoneLogin) UpstreamToken(ctx context.Context, _ string) (string, error) {
+	if t := k.cur.Load(); t != nil && k.now().Before(t.renewAt) {
+		return t.token, nil // the hot path: no lock
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	now := k.now()
-	if k.token != "" && now.Before(k.renewAt) {
-		return k.token, nil
+	cur := k.cur.Load()
+	if cur != nil && now.Before(cur.renewAt) {
+		return cur.token, nil // renewed while we waited
 	}
 	tok, exp, err := k.login(ctx)
 	if err != nil {
-		if k.token != "" && now.Before(k.expires) {
-			return k.token, nil // renewal failed but the old token still works
+		if cur != nil && now.Before(cur.expires) {
+			// Renewal failed but the old token still works: use it, and try
+			// again in a few seconds rather than on every request.
+			retry := now.Add(5 * time.Second)
+			if retry.After(cur.expires) {
+				retry = cur.expires
+			}
+			k.cur.Store(&serviceToken{token: cur.token, expires: cur.expires, renewAt: retry})
+			return cur.token, nil
 		}
 		return "", err
 	}
@@ -74,7 +89,7 @@ func (k *KeystoneLogin) UpstreamToken(ctx context.Context, _ string) (string, er
 	if latest := exp.Add(-time.Minute); renew.After(latest) {
 		renew = latest
 	}
-	k.token, k.expires, k.renewAt = tok, exp, renew
+	k.cur.Store(&serviceToken{token: tok, expires: exp, renewAt: renew})
 	return tok, nil
 }
 

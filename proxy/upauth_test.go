@@ -59,6 +59,16 @@ func TestKeystoneLoginOneAtATimeAndRenewed(t *testing.T) {
 	if again, err := k.UpstreamToken(context.Background(), "caller"); err != nil || again != tok {
 		t.Fatalf("renewal failure: %v", err)
 	}
+	// ...and does not try again on every request while the identity service is down.
+	logins := idn.Requests()
+	for i := 0; i < 10; i++ {
+		if again, err := k.UpstreamToken(context.Background(), "caller"); err != nil || again != tok {
+			t.Fatalf("during the back-off: %v", err)
+		}
+	}
+	if idn.Requests() != logins {
+		t.Fatalf("%d login attempts during the back-off", idn.Requests()-logins)
+	}
 	bad := NewKeystoneLogin(config.Keystone{URL: srv.URL, UserName: "credbridge"}, "wrong", time.Second)
 	if _, err := bad.UpstreamToken(context.Background(), "caller"); err == nil {
 		t.Fatal("login against a dead identity service succeeded")
