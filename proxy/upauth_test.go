@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,7 +17,17 @@ func TestKeystoneLoginOneAtATimeAndRenewed(t *testing.T) {
 	dir := emulator.NewDirectory(emulator.DemoUsers())
 	dir.TokenTTL = 10 * time.Minute
 	idn := emulator.NewIdentity(dir)
-	srv := httptest.NewServer(idn.Handler())
+	var down atomic.Bool
+	var attempts atomic.Int64 // logins tried, answered or not
+	h := idn.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		attempts.Add(1)
+		if down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
 	defer srv.Close()
 	k := NewKeystoneLogin(config.Keystone{URL: srv.URL, UserName: "credbridge", UserDomain: "demo"}, "svc-pass", time.Second)
 	now := time.Now()
@@ -54,21 +66,27 @@ func TestKeystoneLoginOneAtATimeAndRenewed(t *testing.T) {
 	}
 	// A failed renewal keeps the old token while it is still valid (the second
 	// token expires 10 minutes after its real issue, renewal is due 1 minute before).
-	srv.Close()
+	down.Store(true)
 	now = now.Add(30 * time.Second)
 	if again, err := k.UpstreamToken(context.Background(), "caller"); err != nil || again != tok {
 		t.Fatalf("renewal failure: %v", err)
 	}
 	// ...and does not try again on every request while the identity service is down.
-	logins := idn.Requests()
+	logins := attempts.Load()
 	for i := 0; i < 10; i++ {
 		if again, err := k.UpstreamToken(context.Background(), "caller"); err != nil || again != tok {
 			t.Fatalf("during the back-off: %v", err)
 		}
 	}
-	if idn.Requests() != logins {
-		t.Fatalf("%d login attempts during the back-off", idn.Requests()-logins)
+	if n := attempts.Load() - logins; n != 0 {
+		t.Fatalf("%d login attempts during the back-off", n)
 	}
+	now = now.Add(6 * time.Second) // back-off over: one more try
+	_, _ = k.UpstreamToken(context.Background(), "caller")
+	if n := attempts.Load() - logins; n != 1 {
+		t.Fatalf("%d login attempts after the back-off, want 1", n)
+	}
+	srv.Close()
 	bad := NewKeystoneLogin(config.Keystone{URL: srv.URL, UserName: "credbridge"}, "wrong", time.Second)
 	if _, err := bad.UpstreamToken(context.Background(), "caller"); err == nil {
 		t.Fatal("login against a dead identity service succeeded")
