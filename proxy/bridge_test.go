@@ -236,6 +236,15 @@ func TestEC2ToOscredUpdateRules(t *testing.T) {
 			t.Fatalf("%d upstream requests for a refused update", n)
 		}
 	})
+	t.Run("a caller who may not touch the key learns nothing about its owner", func(t *testing.T) {
+		for _, up := range []translate.Side{translate.SideOscred, translate.SideKeystone} {
+			e := bt.Start(t, up, nil)
+			ak, _ := e.Seed("u-alice")
+			r := e.Do("PATCH", bt.KeyPath(translate.SideIBM, ak), bt.Bob, "application/json",
+				`{"credential":{"blob":{"access":"`+ak+`","status":"Inactive"},"user_id":"u-bob"}}`)
+			want(t, translate.SideIBM, r, 403)
+		}
+	})
 	t.Run("project_id is echoed, else the caller's", func(t *testing.T) {
 		r := e.Do("PATCH", path, bt.Alice, "application/json", `{"credential":{"blob":{"access":"`+ak+`","status":"Active"},"project_id":"p-x"}}`)
 		want(t, translate.SideIBM, r, 200)

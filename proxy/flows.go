@@ -393,7 +393,7 @@ func (s *Server) update(k *call) *translate.Error {
 	}
 	switch {
 	case s.same(k):
-		if err := s.allowByOwner(k, upID); err != nil {
+		if _, err := s.authorize(k, upID, false); err != nil {
 			return err
 		}
 		a, err := s.send(k, method, s.keyPath(upID), "", k.body)
@@ -403,19 +403,12 @@ func (s *Server) update(k *call) *translate.Error {
 		return s.pass(k, a)
 
 	case s.side.Dialect == translate.Oscred: // ec2blob client: status and description only
-		if s.rules.NeedsOwner("update", k.who) || k.req.HasUserID {
-			owner, err := s.owner(k, upID)
-			if err != nil {
-				return err
-			}
-			if k.req.HasUserID && k.req.UserID != owner {
-				return translate.ErrBadParam("user_id differs from the key's owner: an update cannot move a key")
-			}
-			if d := s.decide(k, owner); !d.Allowed {
-				return s.deny(k)
-			}
-		} else if d := s.decide(k, ""); !d.Allowed {
-			return s.deny(k)
+		owner, err := s.authorize(k, upID, k.req.HasUserID)
+		if err != nil {
+			return err
+		}
+		if err := noMove(k, owner); err != nil {
+			return err
 		}
 		a, err := s.send(k, method, s.keyPath(upID), "", translate.AppendRequest(make([]byte, 0, 128), s.side, translate.OpUpdate, k.req))
 		if err != nil {
@@ -428,11 +421,11 @@ func (s *Server) update(k *call) *translate.Error {
 	if err != nil {
 		return err
 	}
-	if k.req.HasUserID && k.req.UserID != cur.UserID {
-		return translate.ErrBadParam("user_id differs from the key's owner: an update cannot move a key")
-	}
 	if d := s.decide(k, cur.UserID); !d.Allowed {
 		return s.deny(k)
+	}
+	if err := noMove(k, cur.UserID); err != nil {
+		return err
 	}
 	merged := cur
 	if k.req.Status != translate.StatusUnset {
@@ -479,18 +472,29 @@ func (s *Server) answerUpdate(k *call, a answer, ak string, req translate.Cred) 
 	return s.reply(k, http.StatusOK, k.out, a)
 }
 
-// allowByOwner checks the rule for k's operation, looking the owner up only when
-// no role rule settles it.
-func (s *Server) allowByOwner(k *call, upID string) *translate.Error {
+// authorize checks the rule for k's operation. The key's owner is looked up
+// when a rule needs it, or when the caller must know it (force), and returned
+// ("" when not looked up). Deciding comes before anything else is said about
+// the key, so a caller who may not touch it learns nothing more.
+func (s *Server) authorize(k *call, upID string, force bool) (string, *translate.Error) {
 	owner := ""
-	if s.rules.NeedsOwner(k.op.String(), k.who) {
+	if force || s.rules.NeedsOwner(k.op.String(), k.who) {
 		var err *translate.Error
 		if owner, err = s.owner(k, upID); err != nil {
-			return err
+			return "", err
 		}
 	}
 	if d := s.decide(k, owner); !d.Allowed {
-		return s.deny(k)
+		return "", s.deny(k)
+	}
+	return owner, nil
+}
+
+// noMove refuses an ec2blob update naming another user than the key's owner:
+// an update must not move a key.
+func noMove(k *call, owner string) *translate.Error {
+	if k.req.HasUserID && k.req.UserID != owner {
+		return translate.ErrBadParam("user_id differs from the key's owner: an update cannot move a key")
 	}
 	return nil
 }
@@ -500,7 +504,7 @@ func (s *Server) delete(k *call) *translate.Error {
 	if err != nil {
 		return err
 	}
-	if err := s.allowByOwner(k, upID); err != nil {
+	if _, err := s.authorize(k, upID, false); err != nil {
 		return err
 	}
 	a, err := s.send(k, http.MethodDelete, s.keyPath(upID), "", nil)
