@@ -5,12 +5,16 @@
 package app
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -18,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credbridge/credbridge/config"
 	"github.com/credbridge/credbridge/emulator"
 	bt "github.com/credbridge/credbridge/internal/bridgetest"
 	"github.com/credbridge/credbridge/internal/redistest"
@@ -50,26 +55,96 @@ type soakState struct {
 }
 
 type tally struct {
-	mu         sync.Mutex
-	codes      map[string]int // "create 201", ...
-	unexpected []string
-	sent       atomic.Int64
+	mu     sync.Mutex
+	codes  map[string]int // "create 201", ...
+	odd    []oddAnswer    // 5xx and 4xx other than 404, judged at the end
+	sent   atomic.Int64
+	stalls stallLog
 }
 
-func (t *tally) add(what string, code int, at time.Duration, faults []window) {
+// oddAnswer is an answer that needs an explanation: sent is when the request
+// left (since the start), took how long it waited.
+type oddAnswer struct {
+	what       string
+	code       int
+	sent, took time.Duration
+	msg        string
+}
+
+func (a oddAnswer) String() string {
+	return fmt.Sprintf("%s -> %d sent at %s, took %s: %s", a.what, a.code,
+		a.sent.Round(time.Millisecond), a.took.Round(time.Millisecond), a.msg)
+}
+
+func (a oddAnswer) overlaps(w window, grace time.Duration) bool {
+	return a.sent+a.took >= w.start && a.sent <= w.end+grace
+}
+
+func (t *tally) add(what string, r *bt.Resp, sent, took time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.codes[fmt.Sprintf("%s %d", what, code)]++
-	if code >= 500 {
-		for _, w := range faults {
-			if at >= w.start && at <= w.end+2*time.Second {
-				return // caused by an injected fault
+	t.codes[fmt.Sprintf("%s %d", what, r.Status)]++
+	if r.Status < 400 || r.Status == 404 {
+		return
+	}
+	msg := string(r.Body)
+	if len(msg) > 120 {
+		msg = msg[:120]
+	}
+	t.odd = append(t.odd, oddAnswer{what, r.Status, sent, took, msg})
+}
+
+// unexpected returns the odd answers no injected fault explains: a 5xx is
+// explained while a fault lasted or up to a timeout after it.
+func (t *tally) unexpected(faults []window) []oddAnswer {
+	var out []oddAnswer
+next:
+	for _, a := range t.odd {
+		if a.code >= 500 {
+			for _, w := range faults {
+				if a.overlaps(w, 2*time.Second) {
+					continue next
+				}
 			}
 		}
-		t.unexpected = append(t.unexpected, fmt.Sprintf("%s -> %d at %s", what, code, at.Round(time.Millisecond)))
-	} else if code >= 400 && code != 404 {
-		t.unexpected = append(t.unexpected, fmt.Sprintf("%s -> %d at %s", what, code, at.Round(time.Millisecond)))
+		out = append(out, a)
 	}
+	return out
+}
+
+// stallLog records when the test process itself stood still: a goroutine
+// that wakes every 5 ms notes every wake-up later than 250 ms. It explains
+// nothing away; it is in the report so that a timeout with no fault behind it
+// can be told apart from a process that stopped (that is how the soak's own
+// log buffer, copied while it grew to hundreds of MB, was found).
+type stallLog struct {
+	mu   sync.Mutex
+	list []window
+}
+
+func (l *stallLog) watch(start time.Time, stop <-chan struct{}) {
+	tk := time.NewTicker(5 * time.Millisecond)
+	defer tk.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-tk.C:
+			if gap := now.Sub(last); gap > 250*time.Millisecond {
+				l.mu.Lock()
+				l.list = append(l.list, window{"stall", last.Sub(start), now.Sub(start)})
+				l.mu.Unlock()
+			}
+			last = now
+		}
+	}
+}
+
+func (l *stallLog) windows() []window {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]window(nil), l.list...)
 }
 
 func TestSoak(t *testing.T) {
@@ -113,8 +188,21 @@ func TestSoak(t *testing.T) {
 	defer up.Close()
 	rds := redistest.Start(t)
 	c := &cloud{dir: dir, idURL: idn.URL, upURL: up.URL, store: osc.Store}
-	rt, _ := startBridge(t, c, "CREDBRIDGE_CACHE_REDIS_URL="+rds.URL(), "CREDBRIDGE_UPSTREAM_TIMEOUT=1s",
-		"CREDBRIDGE_CACHE_TTL=20s", "CREDBRIDGE_CACHE_LOCAL_TTL=2s")
+	// Logs are counted, not kept: holding a few hundred MB of access lines in
+	// one growing buffer stalled the whole test process for seconds while it
+	// was copied (and timed out upstream calls that had nothing to do with it).
+	cfg, err := config.Load("", []string{"CREDBRIDGE_LISTEN=127.0.0.1:0", "CREDBRIDGE_ADMIN_LISTEN=127.0.0.1:0",
+		"CREDBRIDGE_UPSTREAM_URL=" + c.upURL, "CREDBRIDGE_IDENTITY_URL=" + c.idURL,
+		"CREDBRIDGE_CACHE_REDIS_URL=" + rds.URL(), "CREDBRIDGE_UPSTREAM_TIMEOUT=1s",
+		"CREDBRIDGE_CACHE_TTL=20s", "CREDBRIDGE_CACHE_LOCAL_TTL=2s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accessLines, logLines lineCounter
+	rt, err := Start(cfg, Options{Log: slog.New(slog.NewJSONHandler(&logLines, nil)), AccessLog: &accessLines})
+	if err != nil {
+		t.Fatal(err)
+	}
 	base := "http://" + rt.Addr()
 
 	f := func(p float64) time.Duration { return time.Duration(p * float64(dur)) }
@@ -146,6 +234,8 @@ func TestSoak(t *testing.T) {
 	}()
 
 	tl := &tally{codes: map[string]int{}}
+	stopWatch := make(chan struct{})
+	go tl.stalls.watch(start, stopWatch)
 	states := make([]*soakState, workers)
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
@@ -157,7 +247,17 @@ func TestSoak(t *testing.T) {
 		}(w)
 	}
 	wg.Wait()
+	close(stopWatch)
 	mode.Store(healthy)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rt.Shutdown(ctx); err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+	// Every request has its access line once the server has drained.
+	if got := accessLines.n.Load(); got != tl.sent.Load() {
+		t.Errorf("access lines %d, requests sent %d", got, tl.sent.Load())
+	}
 
 	// Every acknowledged write is what the backend holds.
 	lost := 0
@@ -190,10 +290,14 @@ func TestSoak(t *testing.T) {
 	for _, s := range states {
 		acked += s.acked
 	}
-	t.Logf("soak %s: sent=%d acknowledged_updates=%d lost_updates=%d unexpected=%d\n  answered: %s\n  faults: %v",
-		dur, tl.sent.Load(), acked, lost, len(tl.unexpected), strings.Join(kinds, " "), faults)
-	if len(tl.unexpected) > 0 {
-		t.Errorf("%d answers not explained by an injected fault, e.g. %v", len(tl.unexpected), tl.unexpected[:min(5, len(tl.unexpected))])
+	unexpected := tl.unexpected(faults)
+	var gc debug.GCStats
+	gc.PauseQuantiles = make([]time.Duration, 5)
+	debug.ReadGCStats(&gc)
+	t.Logf("soak %s: sent=%d acknowledged_updates=%d lost_updates=%d unexpected=%d\n  answered: %s\n  faults: %v\n  process stalls > 250ms: %v (longest GC pause %s)\n  bridge log lines (warnings and errors): %d",
+		dur, tl.sent.Load(), acked, lost, len(unexpected), strings.Join(kinds, " "), faults, tl.stalls.windows(), gc.PauseQuantiles[4], logLines.n.Load())
+	if len(unexpected) > 0 {
+		t.Errorf("%d answers not explained by an injected fault, e.g. %v", len(unexpected), unexpected[:min(5, len(unexpected))])
 	}
 	if acked == 0 {
 		t.Fatal("no update was acknowledged: the soak proved nothing")
@@ -210,8 +314,9 @@ func soakWorker(t *testing.T, base string, w int, s *soakState, tl *tally, start
 	rng := rand.New(rand.NewPCG(uint64(w), 42))
 	do := func(what, method, path, ct, body string) *bt.Resp {
 		tl.sent.Add(1)
+		sent := time.Since(start)
 		r := bt.Do(t, base, method, path, tok, ct, body)
-		tl.add(what, r.Status, time.Since(start), faults)
+		tl.add(what, r, sent, time.Since(start)-sent)
 		return r
 	}
 	// until repeats a request until ok accepts its status; gives up at the end.
@@ -281,6 +386,14 @@ func soakWorker(t *testing.T, base string, w int, s *soakState, tl *tally, start
 			}
 		}
 	}
+}
+
+// lineCounter counts the lines written to it and keeps none.
+type lineCounter struct{ n atomic.Int64 }
+
+func (l *lineCounter) Write(p []byte) (int, error) {
+	l.n.Add(int64(bytes.Count(p, []byte{'\n'})))
+	return len(p), nil
 }
 
 // listed returns the access keys in an oscred list answer.

@@ -149,6 +149,16 @@ func (e *Env) Do(method, path, token, ctype, body string, hdr ...string) *Resp {
 	return Do(e.T, e.URL, method, path, token, ctype, body, hdr...)
 }
 
+// client keeps enough idle connections for the concurrent tests and the soak:
+// http.DefaultClient keeps 2 per host, so 16 workers would open and close a
+// connection per request and fill the port range with TIME_WAIT.
+var client = &http.Client{Transport: &http.Transport{
+	Proxy:               nil,
+	MaxIdleConns:        256,
+	MaxIdleConnsPerHost: 64,
+	IdleConnTimeout:     30 * time.Second,
+}}
+
 // Do sends one request to base.
 func Do(t testing.TB, base, method, path, token, ctype, body string, hdr ...string) *Resp {
 	t.Helper()
@@ -169,7 +179,7 @@ func Do(t testing.TB, base, method, path, token, ctype, body string, hdr ...stri
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
