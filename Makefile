@@ -25,10 +25,12 @@ deps:
 	  echo "installing redis-server (tests start a real one on a free loopback port)"; \
 	  $(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq redis-server >/dev/null; }
 
-## test: install what is missing, then vet and run every test with the race detector
+## test: install what is missing, then vet and run every test with the race detector;
+## compat/ (its own module) drives the bridge with gophercloud and Huawei's Go SDK
 test: deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+	cd compat && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 
 ## bench-deps: nginx with Lua and wrk for the side-by-side run
 bench-deps:
