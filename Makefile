@@ -19,11 +19,15 @@ build:
 run: build
 	./$(BIN) demo
 
-## deps: what the tests need beyond Go — a real redis-server
+## deps: what the tests need beyond Go — a real redis-server, and
+## python-openstackclient for the compat tests (`openstack credential ...`)
 deps:
-	@command -v redis-server >/dev/null 2>&1 || { \
-	  echo "installing redis-server (tests start a real one on a free loopback port)"; \
-	  $(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq redis-server >/dev/null; }
+	@missing=""; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v openstack >/dev/null 2>&1 || missing="$$missing python3-openstackclient"; \
+	[ -z "$$missing" ] || { \
+	  echo "installing$$missing (tests start a real redis-server on a free loopback port and run the openstack CLI)"; \
+	  $(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq $$missing >/dev/null; }
 
 ## test: install what is missing, then vet and run every test with the race detector;
 ## compat/ (its own module) drives the bridge with gophercloud and Huawei's Go SDK

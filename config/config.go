@@ -150,6 +150,7 @@ func (c *Config) applyDefaults() {
 	def(&c.Upstream.Auth.Mode, "passthrough")
 	def(&c.Identity.URL, "http://127.0.0.1:9002")
 	defDur(&c.Identity.Timeout, 3*time.Second)
+	def(&c.Identity.Lookups, policy.LookupsForward)
 	defDur(&c.Cache.TTL, 300*time.Second)
 	defDur(&c.Cache.LocalTTL, 10*time.Second)
 	defDur(&c.Cache.NegativeTTL, 30*time.Second)
@@ -238,6 +239,9 @@ func (c *Config) Validate() error {
 	}
 	if err := checkDur("identity.timeout", c.Identity.Timeout, time.Minute); err != nil {
 		return err
+	}
+	if l := c.Identity.Lookups; l != policy.LookupsForward && l != policy.LookupsOff {
+		return fmt.Errorf("identity.lookups: %q is not forward or off", l)
 	}
 	if c.Identity.ServiceTokenFile != "" {
 		if err := checkFile("identity.service_token_file", c.Identity.ServiceTokenFile); err != nil {

@@ -126,6 +126,32 @@ func (d *Directory) User(id string) (*User, bool) {
 	return u, ok
 }
 
+// Users returns every user, sorted by id.
+func (d *Directory) Users() []*User {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	out := make([]*User, 0, len(d.users))
+	for _, u := range d.users {
+		out = append(out, u)
+	}
+	slices.SortFunc(out, func(a, b *User) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Project returns a project as Keystone shows it: the reference cloud knows a
+// project through its members (a project's name is its id).
+func (d *Directory) Project(id string) (map[string]any, bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	for _, u := range d.users {
+		if u.ProjectID == id {
+			return map[string]any{"id": id, "name": id, "domain_id": u.DomainID, "enabled": true,
+				"links": map[string]any{"self": "/v3/projects/" + id}}, true
+		}
+	}
+	return nil, false
+}
+
 // Login checks a password and issues a token.
 func (d *Directory) Login(name, domain, userID, password string) (string, *User, time.Time, bool) {
 	d.mu.Lock()

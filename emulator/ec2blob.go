@@ -175,7 +175,7 @@ func (s *EC2Blob) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if userID != u.ID && !u.IsAdmin() {
-		keystoneError(w, http.StatusForbidden, "You are not authorized to perform the requested action: identity:create_credential.")
+		notAuthorized(w, "identity:create_credential")
 		return
 	}
 	owner, ok := s.Dir.User(userID)

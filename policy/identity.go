@@ -22,7 +22,21 @@ type IdentityConfig struct {
 	ServiceTokenFile string `yaml:"service_token_file"`
 	// Timeout for one validation. Default 3s. Past it the caller gets 503.
 	Timeout time.Duration `yaml:"timeout"`
+	// Lookups: forward (default) | off. python-openstackclient resolves the
+	// user and project of `openstack credential ...` with GET /v3/users and
+	// /v3/projects on the endpoint that serves /v3/credentials; forward passes
+	// those GETs (ids and name/domain_id filters checked) to this service with
+	// the caller's own token, so its policy decides what the caller sees. Risk:
+	// callers reach these read-only look-ups through the bridge even where the
+	// identity service itself is not exposed to them; off answers 404.
+	Lookups string `yaml:"lookups"`
 }
+
+// Identity look-up modes.
+const (
+	LookupsForward = "forward"
+	LookupsOff     = "off"
+)
 
 // MaxTokenLen bounds a token: Huawei IAM tokens run to several KiB.
 const MaxTokenLen = 16 << 10

@@ -49,9 +49,11 @@ type echoContext = echo.Context
 
 // Server answers clients of both dialects in front of one upstream.
 type Server struct {
-	e         *echo.Echo
-	up        *upstream
-	side      translate.Side
+	e    *echo.Echo
+	up   *upstream
+	side translate.Side
+	// idn forwards identity look-ups (nil when identity.lookups is off).
+	idn       *upstream
 	validator policy.Validator
 	rules     *policy.Rules
 	tokens    TokenSource
@@ -128,6 +130,11 @@ func New(cfg *config.Config, d Deps) (*Server, error) {
 		accessOut: d.AccessLog,
 		maxFlight: int64(cfg.Limits.MaxConcurrent),
 	}
+	if cfg.Identity.Lookups == policy.LookupsForward {
+		if s.idn, err = newUpstream(translate.SideKeystone, cfg.Identity.URL, cfg.Identity.Timeout); err != nil {
+			return nil, fmt.Errorf("identity.url: %v", err)
+		}
+	}
 	s.e = s.routes()
 	return s, nil
 }
@@ -152,6 +159,12 @@ func (s *Server) routes() *echo.Echo {
 		e.Add(http.MethodDelete, base+"/:id", s.route(side, translate.OpDelete))
 	}
 	e.Add(http.MethodPost, "/v3.0/OS-CREDENTIAL/securitytokens", s.securityTokens)
+	if s.idn != nil {
+		for _, kind := range []string{"users", "projects"} {
+			e.Add(http.MethodGet, "/v3/"+kind, s.lookup(kind, false))
+			e.Add(http.MethodGet, "/v3/"+kind+"/:id", s.lookup(kind, true))
+		}
+	}
 	return e
 }
 
