@@ -96,6 +96,11 @@ curl -s %[1]s/v3/credentials/$(printf AK | sha256sum | cut -d' ' -f1) -H 'X-Auth
 # bob may not touch alice's key (403, in the client's dialect)
 curl -s -X DELETE %[1]s/v3.0/OS-CREDENTIAL/credentials/AK -H 'X-Auth-Token: demo-bob-token'
 
+# python-openstackclient, unchanged (Debian: python3-openstackclient)
+export OS_AUTH_TYPE=admin_token OS_ENDPOINT=%[1]s/v3 OS_TOKEN=demo-alice-token
+openstack credential create --type ec2 --project p-alice u-alice '{"description":"from osc"}'
+openstack credential list --user u-alice
+
 Ctrl-C stops everything.
 `, b, up, idn, admin)
 }
