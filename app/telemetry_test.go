@@ -2,7 +2,10 @@ package app
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	bt "github.com/credbridge/credbridge/internal/bridgetest"
@@ -224,3 +227,45 @@ func TestNoSecretsInLogsOrSpans(t *testing.T) {
 }
 
 var _ sdktrace.SpanExporter = (*tracetest.InMemoryExporter)(nil)
+
+// An identity look-up has its own server span in the client's trace, and the
+// identity service gets that span as its parent.
+func TestLookupSpanAndPropagation(t *testing.T) {
+	c := newCloud(t, translate.SideOscred)
+	var mu sync.Mutex
+	var parents []string
+	inner := c.idn.Handler()
+	idSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v3/users") {
+			mu.Lock()
+			parents = append(parents, r.Header.Get("Traceparent"))
+			mu.Unlock()
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	t.Cleanup(idSrv.Close)
+	c.idURL = idSrv.URL
+	tel, exp := traced(t)
+	rt, _ := startBridgeWith(t, c, tel)
+	r := bt.Do(t, "http://"+rt.Addr(), "GET", "/v3/users/u-alice", bt.Alice, "", "", "Traceparent", traceparent)
+	if r.Status != 200 {
+		t.Fatalf("%d %s", r.Status, r.Body)
+	}
+	var server *tracetest.SpanStub
+	spans := exp.GetSpans()
+	for i, s := range spans {
+		if s.Name == "credbridge lookup users" {
+			server = &spans[i]
+		}
+	}
+	if server == nil || server.SpanKind != trace.SpanKindServer || server.SpanContext.TraceID().String() != clientTrace ||
+		server.Parent.SpanID().String() != clientSpan || attr(*server, "http.response.status_code") != "200" {
+		t.Fatalf("no server span for the look-up in the client's trace: %v", names(spans))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := "00-" + clientTrace + "-" + server.SpanContext.SpanID().String() + "-01"
+	if len(parents) != 1 || parents[0] != want {
+		t.Fatalf("identity service got traceparent %v, want %s", parents, want)
+	}
+}

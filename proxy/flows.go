@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -16,6 +17,28 @@ import (
 )
 
 // send calls the upstream with the credentials configured for it.
+// traceHeaders are the trace headers of a call the bridge makes: with tracing
+// on, ctx's span as parent; off, the caller's own headers carried on (nil when
+// it sent none), so a trace still crosses the bridge.
+func (s *Server) traceHeaders(k *call, ctx context.Context) http.Header {
+	if s.tel.Tracing {
+		th := http.Header{}
+		s.tel.Propagator.Inject(ctx, propagation.HeaderCarrier(th))
+		return th
+	}
+	in := k.c.Request().Header
+	if in["Traceparent"] == nil && in["Baggage"] == nil {
+		return nil
+	}
+	th := http.Header{}
+	for _, h := range traceHeaders {
+		if v, ok := in[h]; ok {
+			th[h] = v
+		}
+	}
+	return th
+}
+
 func (s *Server) send(k *call, method, path, query string, body []byte) (answer, *translate.Error) {
 	tok, err := s.tokens.UpstreamToken(k.ctx, k.token)
 	if err != nil {
@@ -27,18 +50,8 @@ func (s *Server) send(k *call, method, path, query string, body []byte) (answer,
 		reqID = k.reqID
 	}
 	if !s.tel.Tracing {
-		// No spans of our own: the caller's trace context still travels on.
-		var th http.Header
-		if in := k.c.Request().Header; in["Traceparent"] != nil || in["Baggage"] != nil {
-			th = http.Header{}
-			for _, h := range traceHeaders {
-				if v, ok := in[h]; ok {
-					th[h] = v
-				}
-			}
-		}
 		start := time.Now()
-		a, e := s.up.do(method, path, query, body, tok, reqID, th)
+		a, e := s.up.do(method, path, query, body, tok, reqID, s.traceHeaders(k, k.ctx))
 		s.tel.Metrics.Upstream(k.ctx, s.side, k.op, time.Since(start))
 		k.keep(a)
 		return a, e
@@ -49,10 +62,8 @@ func (s *Server) send(k *call, method, path, query string, body []byte) (answer,
 	ctx, span := s.tel.Tracer.Start(k.ctx, upstreamSpanNames[method], trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("http.request.method", method), attribute.String("url.path", path),
 			attribute.String("server.address", s.up.base)))
-	th := http.Header{}
-	s.tel.Propagator.Inject(ctx, propagation.HeaderCarrier(th))
 	start := time.Now()
-	a, e := s.up.do(method, path, query, body, tok, reqID, th)
+	a, e := s.up.do(method, path, query, body, tok, reqID, s.traceHeaders(k, ctx))
 	s.tel.Metrics.Upstream(k.ctx, s.side, k.op, time.Since(start))
 	k.keep(a)
 	if e != nil {
@@ -526,32 +537,25 @@ func (s *Server) delete(k *call) *translate.Error {
 
 // securityTokens passes temporary-key requests to an oscred upstream; ec2blob
 // has no counterpart.
-func (s *Server) securityTokens(c echoContext) error {
-	k := call{ctx: c.Request().Context(), c: c, client: translate.SideOscred, reqID: requestID(c.Request())}
-	err := func() *translate.Error {
-		if s.side != translate.SideOscred {
-			return translate.ErrNotImpl("temporary access keys have no counterpart on this upstream")
-		}
-		if err := s.checkInput(&k, nil); err != nil {
-			return err
-		}
-		if err := s.readBody(&k, c.Request()); err != nil {
-			return err
-		}
-		if !gjson.ValidBytes(k.body) || !gjson.ParseBytes(k.body).IsObject() {
-			return translate.ErrBadBody("request body must be a JSON object")
-		}
-		if err := s.authenticate(&k); err != nil {
-			return err
-		}
-		a, err := s.send(&k, http.MethodPost, "/v3.0/OS-CREDENTIAL/securitytokens", "", k.body)
-		if err != nil {
-			return err
-		}
-		return s.pass(&k, a)
-	}()
-	if err != nil {
-		s.writeError(c, translate.SideOscred, k.reqID, err)
+func (s *Server) securityTokens(k *call) *translate.Error {
+	if s.side != translate.SideOscred {
+		return translate.ErrNotImpl("temporary access keys have no counterpart on this upstream")
 	}
-	return nil
+	if err := s.checkInput(k, nil); err != nil {
+		return err
+	}
+	if err := s.readBody(k, k.c.Request()); err != nil {
+		return err
+	}
+	if !gjson.ValidBytes(k.body) || !gjson.ParseBytes(k.body).IsObject() {
+		return translate.ErrBadBody("request body must be a JSON object")
+	}
+	if err := s.authenticate(k); err != nil {
+		return err
+	}
+	a, err := s.send(k, http.MethodPost, "/v3.0/OS-CREDENTIAL/securitytokens", "", k.body)
+	if err != nil {
+		return err
+	}
+	return s.pass(k, a)
 }

@@ -4,11 +4,9 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/credbridge/credbridge/policy"
 	"github.com/credbridge/credbridge/translate"
-	"github.com/labstack/echo/v4"
 	"github.com/tidwall/gjson"
 )
 
@@ -29,25 +27,6 @@ var lookupFilters = map[string]bool{"name": true, "domain_id": true}
 // maxLookupID bounds a user or project id (Keystone's are 32 hex, Huawei's 32
 // characters; 64 leaves room, and ids are not free text).
 const maxLookupID = 64
-
-func (s *Server) lookup(kind string, byID bool) echo.HandlerFunc {
-	op := translate.OpList
-	if byID {
-		op = translate.OpGet
-	}
-	return func(c echo.Context) error {
-		start := time.Now()
-		r := c.Request()
-		k := call{ctx: r.Context(), c: c, client: translate.SideKeystone, op: op, id: c.Param("id"), reqID: requestID(r)}
-		if err := s.serveLookup(&k, kind, byID); err != nil {
-			k.err = err
-			s.writeError(c, k.client, k.reqID, err)
-		}
-		s.accessLog(&k, c.Response().Status, time.Since(start))
-		k.release()
-		return nil
-	}
-}
 
 func (s *Server) serveLookup(k *call, kind string, byID bool) *translate.Error {
 	path := "/v3/" + kind
@@ -77,7 +56,7 @@ func (s *Server) serveLookup(k *call, kind string, byID bool) *translate.Error {
 		return err
 	}
 	k.endPolicy(true, "identity look-up")
-	a, terr := s.idn.do(http.MethodGet, path, query, nil, k.token, k.reqID, traceOf(k))
+	a, terr := s.idn.do(http.MethodGet, path, query, nil, k.token, k.reqID, s.traceHeaders(k, k.ctx))
 	k.keep(a)
 	if terr != nil {
 		terr.Message = strings.Replace(terr.Message, "upstream", "identity service", 1)
@@ -90,22 +69,6 @@ func (s *Server) serveLookup(k *call, kind string, byID bool) *translate.Error {
 		return translate.ParseUpstreamError(translate.SideKeystone, k.op, a.status, a.body)
 	}
 	return translate.ErrBadGateway("identity service answered with something that is not JSON")
-}
-
-// traceOf carries the caller's trace context on (look-ups make no spans of
-// their own beyond the server's).
-func traceOf(k *call) http.Header {
-	in := k.c.Request().Header
-	var th http.Header
-	for _, h := range traceHeaders {
-		if v, ok := in[h]; ok {
-			if th == nil {
-				th = http.Header{}
-			}
-			th[h] = v
-		}
-	}
-	return th
 }
 
 func validLookupID(id string) bool {

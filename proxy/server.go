@@ -158,11 +158,14 @@ func (s *Server) routes() *echo.Echo {
 		e.Add(update, base+"/:id", s.route(side, translate.OpUpdate))
 		e.Add(http.MethodDelete, base+"/:id", s.route(side, translate.OpDelete))
 	}
-	e.Add(http.MethodPost, "/v3.0/OS-CREDENTIAL/securitytokens", s.securityTokens)
+	e.Add(http.MethodPost, "/v3.0/OS-CREDENTIAL/securitytokens",
+		s.aside("credbridge securitytokens", translate.SideOscred, translate.OpNone, s.securityTokens))
 	if s.idn != nil {
 		for _, kind := range []string{"users", "projects"} {
-			e.Add(http.MethodGet, "/v3/"+kind, s.lookup(kind, false))
-			e.Add(http.MethodGet, "/v3/"+kind+"/:id", s.lookup(kind, true))
+			e.Add(http.MethodGet, "/v3/"+kind, s.aside("credbridge lookup "+kind, translate.SideKeystone, translate.OpList,
+				func(k *call) *translate.Error { return s.serveLookup(k, kind, false) }))
+			e.Add(http.MethodGet, "/v3/"+kind+"/:id", s.aside("credbridge lookup "+kind, translate.SideKeystone, translate.OpGet,
+				func(k *call) *translate.Error { return s.serveLookup(k, kind, true) }))
 		}
 	}
 	return e
@@ -267,6 +270,55 @@ func (k *call) endPolicy(allowed bool, rule string) {
 	k.pspan = nil
 }
 
+// serverSpan starts the request's server span when tracing is on (nil when
+// off), continuing the caller's trace.
+func (s *Server) serverSpan(k *call, name string, attrs ...attribute.KeyValue) trace.Span {
+	if !s.tel.Tracing {
+		return nil
+	}
+	r := k.c.Request()
+	k.ctx = s.tel.Propagator.Extract(k.ctx, propagation.HeaderCarrier(r.Header))
+	var span trace.Span
+	k.ctx, span = s.tel.Tracer.Start(k.ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
+		attribute.String("http.request.method", r.Method), attribute.String("http.route", k.c.Path()),
+		attribute.String("credbridge.client_dialect", k.client.String())))
+	span.SetAttributes(attrs...)
+	return span
+}
+
+func endServerSpan(k *call, span trace.Span, status int) {
+	if span == nil {
+		return
+	}
+	k.endPolicy(false, "")
+	span.SetAttributes(attribute.Int("http.response.status_code", status))
+	if status >= 500 {
+		span.SetStatus(codes.Error, http.StatusText(status))
+	}
+	span.End()
+}
+
+// aside serves a request that is not one of the five key operations
+// (temporary keys, identity look-ups): a server span, the error rendered in
+// the client's dialect, an access line. op only labels the access line.
+func (s *Server) aside(name string, side translate.Side, op translate.Op, serve func(k *call) *translate.Error) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		r := c.Request()
+		k := call{ctx: r.Context(), c: c, client: side, op: op, id: c.Param("id"), reqID: requestID(r)}
+		span := s.serverSpan(&k, name)
+		if err := serve(&k); err != nil {
+			k.err = err
+			s.writeError(c, side, k.reqID, err)
+		}
+		status := c.Response().Status
+		endServerSpan(&k, span, status)
+		s.accessLog(&k, status, time.Since(start))
+		k.release()
+		return nil
+	}
+}
+
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 func (s *Server) route(side translate.Side, op translate.Op) echo.HandlerFunc {
@@ -276,14 +328,8 @@ func (s *Server) route(side translate.Side, op translate.Op) echo.HandlerFunc {
 		r := c.Request()
 		in, out := bufPool.Get().(*[]byte), bufPool.Get().(*[]byte)
 		k := call{ctx: r.Context(), c: c, client: side, op: op, id: c.Param("id"), reqID: requestID(r), out: (*out)[:0]}
-		var span trace.Span
-		if s.tel.Tracing {
-			k.ctx = s.tel.Propagator.Extract(k.ctx, propagation.HeaderCarrier(r.Header))
-			k.ctx, span = s.tel.Tracer.Start(k.ctx, spanName, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
-				attribute.String("http.request.method", r.Method), attribute.String("http.route", c.Path()),
-				attribute.String("credbridge.client_dialect", side.String()), attribute.String("credbridge.upstream_dialect", s.side.String()),
-				attribute.String("credbridge.op", op.String())))
-		}
+		span := s.serverSpan(&k, spanName, attribute.String("credbridge.upstream_dialect", s.side.String()),
+			attribute.String("credbridge.op", op.String()))
 		s.tel.Metrics.Begin()
 		var err *translate.Error
 		if n := s.inflight.Add(1); n > s.maxFlight {
@@ -299,14 +345,7 @@ func (s *Server) route(side translate.Side, op translate.Op) echo.HandlerFunc {
 		}
 		status, d := c.Response().Status, time.Since(start)
 		s.tel.Metrics.End(k.ctx, side, s.side, op, status, d)
-		if span != nil {
-			k.endPolicy(false, "")
-			span.SetAttributes(attribute.Int("http.response.status_code", status))
-			if status >= 500 {
-				span.SetStatus(codes.Error, http.StatusText(status))
-			}
-			span.End()
-		}
+		endServerSpan(&k, span, status)
 		s.accessLog(&k, status, d)
 		k.release()
 		*in = k.body[:0]
