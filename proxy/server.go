@@ -328,8 +328,11 @@ func (s *Server) route(side translate.Side, op translate.Op) echo.HandlerFunc {
 		r := c.Request()
 		in, out := bufPool.Get().(*[]byte), bufPool.Get().(*[]byte)
 		k := call{ctx: r.Context(), c: c, client: side, op: op, id: c.Param("id"), reqID: requestID(r), out: (*out)[:0]}
-		span := s.serverSpan(&k, spanName, attribute.String("credbridge.upstream_dialect", s.side.String()),
-			attribute.String("credbridge.op", op.String()))
+		var span trace.Span
+		if s.tel.Tracing { // checked here too: the attributes would be built (and allocated) anyway
+			span = s.serverSpan(&k, spanName, attribute.String("credbridge.upstream_dialect", s.side.String()),
+				attribute.String("credbridge.op", op.String()))
+		}
 		s.tel.Metrics.Begin()
 		var err *translate.Error
 		if n := s.inflight.Add(1); n > s.maxFlight {
