@@ -25,6 +25,10 @@ func FuzzHandler(f *testing.F) {
 		{"GET", "/v3/credentials?user_id=u-alice", "", ""},
 		{"DELETE", "/credentials/" + ak, "", ""},
 		{"GET", "/v3.0/OS-CREDENTIAL/credentials/%2e%2e", "", ""},
+		{"GET", "/v3/users/u-alice", "", ""},
+		{"GET", "/v3/users?name=alice&domain_id=d-demo", "", ""},
+		{"GET", "/v3/projects/p-alice", "", ""},
+		{"GET", "/v3/projects?name=%zz", "", ""},
 	}
 	for _, s := range seeds {
 		f.Add(s.method, s.path, s.ct, s.body)
