@@ -103,17 +103,43 @@ func (c *Cache) Lookup(ctx context.Context, token string) (*Identity, Source, er
 		return nil, SourceNone, ErrInvalidToken
 	}
 	k := sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
-	now := c.opt.Now().UnixNano()
-	if e, ok := c.l1.get(k); ok && now < e.expires {
-		if e.id == nil {
-			c.Stats.NegativeHits.Add(1)
-			return nil, SourceNegative, ErrInvalidToken
-		}
-		c.Stats.L1Hits.Add(1)
-		return e.id, SourceL1, nil
+	if e, ok := c.l1.get(k); ok && c.opt.Now().UnixNano() < e.expires {
+		return c.hit(e)
 	}
-	r := c.flight.do(k, func() result { return c.fill(ctx, token, k) })
+	return c.miss(ctx, token, k)
+}
+
+// miss is the way past a local miss, kept out of Lookup so the hit path's
+// frame stays small (the hit is ~10% slower with the closure inlined there).
+func (c *Cache) miss(ctx context.Context, token string, k [32]byte) (*Identity, Source, error) {
+	r := c.flight.do(k, func() result {
+		// A flight for this token may have ended between the miss and this
+		// one taking off; its entry is local now, and a second identity call
+		// would break "one call per new token" (seen: 1 in ~800 rounds of
+		// 1,000 concurrent first requests).
+		if e, ok := c.live(k); ok {
+			id, src, err := c.hit(e)
+			return result{id, src, err}
+		}
+		return c.fill(ctx, token, k)
+	})
 	return r.id, r.src, r.err
+}
+
+// live returns k's local entry while it lives.
+func (c *Cache) live(k [32]byte) (tokenEntry, bool) {
+	e, ok := c.l1.get(k)
+	return e, ok && c.opt.Now().UnixNano() < e.expires
+}
+
+// hit answers from a live local entry.
+func (c *Cache) hit(e tokenEntry) (*Identity, Source, error) {
+	if e.id == nil {
+		c.Stats.NegativeHits.Add(1)
+		return nil, SourceNegative, ErrInvalidToken
+	}
+	c.Stats.L1Hits.Add(1)
+	return e.id, SourceL1, nil
 }
 
 type result struct {

@@ -403,7 +403,11 @@ func BenchmarkThousandConcurrentNewToken(b *testing.B) {
 			go func() { defer wg.Done(); _, _ = c.Validate(ctx, tok) }()
 		}
 		wg.Wait()
-		calls += i.calls() - before
+		n := i.calls() - before
+		if n != 1 {
+			b.Fatalf("round %d: %d identity calls for one new token", rounds, n)
+		}
+		calls += n
 		rounds++
 	}
 	b.ReportMetric(float64(calls)/float64(rounds), "identity-calls/1000-requests")
