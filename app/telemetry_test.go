@@ -35,7 +35,7 @@ func traced(t *testing.T) (*telemetry.Telemetry, *tracetest.InMemoryExporter) {
 func attr(s tracetest.SpanStub, key string) string {
 	for _, a := range s.Attributes {
 		if string(a.Key) == key {
-			return a.Value.Emit()
+			return a.Value.String()
 		}
 	}
 	return ""
@@ -204,12 +204,12 @@ func TestNoSecretsInLogsOrSpans(t *testing.T) {
 			for _, s := range exp.GetSpans() {
 				out = append(out, s.Name, s.Status.Description)
 				for _, a := range s.Attributes {
-					out = append(out, string(a.Key)+"="+a.Value.Emit())
+					out = append(out, string(a.Key)+"="+a.Value.String())
 				}
 				for _, ev := range s.Events {
 					out = append(out, ev.Name)
 					for _, a := range ev.Attributes {
-						out = append(out, a.Value.Emit())
+						out = append(out, a.Value.String())
 					}
 				}
 			}

@@ -45,8 +45,6 @@ type Deps struct {
 	AccessLog io.Writer
 }
 
-type echoContext = echo.Context
-
 // Server answers clients of both dialects in front of one upstream.
 type Server struct {
 	e    *echo.Echo
