@@ -9,7 +9,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 APT     := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 FUZZTIME ?= 15s
 
-.PHONY: build run test deps bench bench-deps latency fuzz soak image clean
+.PHONY: build run test deps lint bench bench-deps latency fuzz soak image clean
 SOAK_DURATION ?= 2m
 
 build:
@@ -35,6 +35,14 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 	cd compat && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+
+## lint: gofmt, go vet and staticcheck (pinned) over both modules and the soak build
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint:
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./... && $(GO) vet -tags soak ./app
+	$(GO) run $(STATICCHECK) ./... && $(GO) run $(STATICCHECK) -tags soak ./app
+	cd compat && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 
 ## bench-deps: nginx with Lua and wrk for the side-by-side run
 bench-deps:
