@@ -226,8 +226,10 @@ type call struct {
 	out []byte
 	// err is what the client was told went wrong (for the access log).
 	err *translate.Error
-	// pspan is the policy span, open from token check to decision.
-	pspan trace.Span
+	// pspan is the policy span, open from token check to decision; cacheSrc
+	// is where the token's answer came from, for that span.
+	pspan    trace.Span
+	cacheSrc string
 	// answers hold upstream buffers until the client has its answer; a request
 	// makes at most three upstream calls (resolve, owner look-up, the call).
 	answers  [4]*fasthttp.Response
@@ -263,7 +265,13 @@ func (k *call) endPolicy(allowed bool, rule string) {
 	if allowed {
 		d = "allow"
 	}
-	k.pspan.SetAttributes(attribute.String("credbridge.decision", d), attribute.String("credbridge.rule", rule))
+	// One SetAttributes call: each one grows the span's attribute slice.
+	if k.cacheSrc != "" {
+		k.pspan.SetAttributes(attribute.String("credbridge.cache", k.cacheSrc),
+			attribute.String("credbridge.decision", d), attribute.String("credbridge.rule", rule))
+	} else {
+		k.pspan.SetAttributes(attribute.String("credbridge.decision", d), attribute.String("credbridge.rule", rule))
+	}
 	k.pspan.End()
 	k.pspan = nil
 }
@@ -276,11 +284,12 @@ func (s *Server) serverSpan(k *call, name string, attrs ...attribute.KeyValue) t
 	}
 	r := k.c.Request()
 	k.ctx = s.tel.Propagator.Extract(k.ctx, propagation.HeaderCarrier(r.Header))
+	// All attributes at the start, in one slice: a later SetAttributes would
+	// grow the span's slice again.
+	all := append([]attribute.KeyValue{attribute.String("http.request.method", r.Method),
+		attribute.String("http.route", k.c.Path()), attribute.String("credbridge.client_dialect", k.client.String())}, attrs...)
 	var span trace.Span
-	k.ctx, span = s.tel.Tracer.Start(k.ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
-		attribute.String("http.request.method", r.Method), attribute.String("http.route", k.c.Path()),
-		attribute.String("credbridge.client_dialect", k.client.String())))
-	span.SetAttributes(attrs...)
+	k.ctx, span = s.tel.Tracer.Start(k.ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(all...))
 	return span
 }
 
@@ -478,7 +487,7 @@ func (s *Server) authenticate(k *call) *translate.Error {
 		var src policy.Source
 		id, src, err = sv.Lookup(ctx, k.token)
 		if k.pspan != nil {
-			k.pspan.SetAttributes(attribute.String("credbridge.cache", src.String()))
+			k.cacheSrc = src.String() // set on the span with the decision
 		}
 	} else {
 		id, err = s.validator.Validate(ctx, k.token)
