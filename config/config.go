@@ -52,7 +52,14 @@ type Upstream struct {
 	URL string `yaml:"url"`
 	// Timeout for one upstream call. Default 10s; past it the client gets 504.
 	Timeout time.Duration `yaml:"timeout"`
-	Auth    UpstreamAuth  `yaml:"auth"`
+	// MaxConns bounds the connections to the upstream. Default 512. A request
+	// that finds them all busy waits for one, within Timeout, rather than
+	// opening more: a burst must not become a storm of new connections that
+	// overflows the upstream's accept backlog (SYNs dropped, 1 s retransmits).
+	// Risk: too low queues requests behind a slow upstream (latency × MaxConns
+	// is the most the bridge can carry).
+	MaxConns int          `yaml:"max_conns"`
+	Auth     UpstreamAuth `yaml:"auth"`
 }
 
 // UpstreamAuth says which token the bridge sends upstream.
@@ -156,6 +163,9 @@ func (c *Config) applyDefaults() {
 	defDur(&c.Cache.NegativeTTL, 30*time.Second)
 	if c.Limits.MaxBodyBytes == 0 {
 		c.Limits.MaxBodyBytes = 32 << 10
+	}
+	if c.Upstream.MaxConns == 0 {
+		c.Upstream.MaxConns = 512
 	}
 	if c.Limits.MaxConcurrent == 0 {
 		c.Limits.MaxConcurrent = 4096
@@ -270,6 +280,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxBodyBytes < 256 || c.Limits.MaxBodyBytes > 1<<20 {
 		return fmt.Errorf("limits.max_body_bytes: %d is outside 256..1048576", c.Limits.MaxBodyBytes)
+	}
+	if c.Upstream.MaxConns < 1 || c.Upstream.MaxConns > 65536 {
+		return fmt.Errorf("upstream.max_conns: %d is outside 1..65536", c.Upstream.MaxConns)
 	}
 	if c.Limits.MaxConcurrent < 1 || c.Limits.MaxConcurrent > 1_000_000 {
 		return fmt.Errorf("limits.max_concurrent: %d is outside 1..1000000", c.Limits.MaxConcurrent)

@@ -3,6 +3,8 @@ package proxy_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -195,5 +197,57 @@ func TestRetriesOnlyIdempotent(t *testing.T) {
 	defer mu.Unlock()
 	if attempts["PUT"] != 2 || attempts["POST"] != 1 {
 		t.Fatalf("attempts %v: want PUT retried once, POST never", attempts)
+	}
+}
+
+// With upstream.max_conns reached, a request waits for a free connection (and
+// then succeeds) instead of failing or opening another connection.
+func TestUpstreamPoolWaitsForAConnection(t *testing.T) {
+	var (
+		mu      sync.Mutex
+		seen    int
+		remotes = map[string]bool{}
+		target  http.Handler
+	)
+	first, release := make(chan struct{}), make(chan struct{})
+	gate := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen++
+		n := seen
+		remotes[r.RemoteAddr] = true
+		mu.Unlock()
+		if n == 1 {
+			close(first)
+			<-release
+		}
+		target.ServeHTTP(w, r)
+	}))
+	t.Cleanup(gate.Close)
+	e := bt.Start(t, translate.SideOscred, func(c *config.Config) {
+		u, _ := url.Parse(c.Upstream.URL)
+		target = httputil.NewSingleHostReverseProxy(u)
+		c.Upstream.URL = gate.URL
+		c.Upstream.MaxConns = 1
+	})
+	done := make(chan int, 2)
+	get := func() { done <- e.Do("GET", bt.Base(translate.SideOscred), bt.Alice, "", "").Status }
+	go get()
+	<-first // the only connection is busy
+	go get()
+	select {
+	case code := <-done:
+		t.Fatalf("second request answered %d while the only upstream connection was busy", code)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(release)
+	for i := 0; i < 2; i++ {
+		if code := <-done; code != 200 {
+			t.Fatalf("request answered %d, want 200 once the connection was free", code)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen != 2 || len(remotes) != 1 {
+		t.Fatalf("upstream saw %d requests over %d connections, want 2 over 1", seen, len(remotes))
 	}
 }

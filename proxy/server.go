@@ -109,7 +109,7 @@ func New(cfg *config.Config, d Deps) (*Server, error) {
 		d.Telemetry = t
 	}
 	side := UpstreamSide(cfg.Upstream)
-	up, err := newUpstream(side, cfg.Upstream.URL, cfg.Upstream.Timeout)
+	up, err := newUpstream(side, cfg.Upstream.URL, cfg.Upstream.Timeout, cfg.Upstream.MaxConns)
 	if err != nil {
 		return nil, fmt.Errorf("upstream.url: %v", err)
 	}
@@ -129,13 +129,17 @@ func New(cfg *config.Config, d Deps) (*Server, error) {
 		maxFlight: int64(cfg.Limits.MaxConcurrent),
 	}
 	if cfg.Identity.Lookups == policy.LookupsForward {
-		if s.idn, err = newUpstream(translate.SideKeystone, cfg.Identity.URL, cfg.Identity.Timeout); err != nil {
+		if s.idn, err = newUpstream(translate.SideKeystone, cfg.Identity.URL, cfg.Identity.Timeout, identityLookupConns); err != nil {
 			return nil, fmt.Errorf("identity.url: %v", err)
 		}
 	}
 	s.e = s.routes()
 	return s, nil
 }
+
+// identityLookupConns bounds the connections for identity look-ups (a CLI's
+// occasional reads, not a hot path).
+const identityLookupConns = 64
 
 // Handler is the client-facing HTTP handler.
 func (s *Server) Handler() http.Handler { return s.e }

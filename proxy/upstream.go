@@ -51,7 +51,7 @@ func (a answer) header(name string) string {
 	return string(a.resp.Header.Peek(name))
 }
 
-func newUpstream(side translate.Side, baseURL string, timeout time.Duration) (*upstream, error) {
+func newUpstream(side translate.Side, baseURL string, timeout time.Duration, maxConns int) (*upstream, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil {
 		return nil, err
@@ -61,11 +61,14 @@ func newUpstream(side translate.Side, baseURL string, timeout time.Duration) (*u
 		addr = net.JoinHostPort(u.Hostname(), map[bool]string{true: "443", false: "80"}[u.Scheme == "https"])
 	}
 	hc := &fasthttp.HostClient{
-		Addr:                          addr,
-		Name:                          "credbridge",
-		IsTLS:                         u.Scheme == "https",
-		TLSConfig:                     &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12},
-		MaxConns:                      1024,
+		Addr:      addr,
+		Name:      "credbridge",
+		IsTLS:     u.Scheme == "https",
+		TLSConfig: &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12},
+		MaxConns:  maxConns,
+		// Past MaxConns a request waits for a free connection (within the
+		// call's deadline) instead of failing at once.
+		MaxConnWaitTimeout:            timeout,
 		MaxIdleConnDuration:           90 * time.Second,
 		ReadTimeout:                   timeout,
 		WriteTimeout:                  timeout,
@@ -156,6 +159,8 @@ func connDropped(err error) bool {
 
 func transportError(err error) *translate.Error {
 	switch {
+	case errors.Is(err, fasthttp.ErrNoFreeConns):
+		return translate.ErrUnavailable("every upstream connection stayed busy; retry shortly")
 	case errors.Is(err, fasthttp.ErrTimeout):
 		return translate.ErrTimeout("upstream did not answer in time")
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
