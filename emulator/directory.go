@@ -145,11 +145,16 @@ func (d *Directory) Project(id string) (map[string]any, bool) {
 	defer d.mu.RUnlock()
 	for _, u := range d.users {
 		if u.ProjectID == id {
-			return map[string]any{"id": id, "name": id, "domain_id": u.DomainID, "enabled": true,
-				"links": map[string]any{"self": "/v3/projects/" + id}}, true
+			return projectBody(u), true
 		}
 	}
 	return nil, false
+}
+
+// projectBody is u's project as Keystone shows it.
+func projectBody(u *User) map[string]any {
+	return map[string]any{"id": u.ProjectID, "name": u.ProjectID, "domain_id": u.DomainID, "enabled": true,
+		"links": map[string]any{"self": "/v3/projects/" + u.ProjectID}}
 }
 
 // Login checks a password and issues a token.

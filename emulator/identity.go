@@ -120,8 +120,7 @@ func (s *Identity) projects(q url.Values) []any {
 			continue
 		}
 		seen[u.ProjectID] = true
-		p, _ := s.Dir.Project(u.ProjectID)
-		out = append(out, p)
+		out = append(out, projectBody(u))
 	}
 	return out
 }

@@ -103,7 +103,7 @@ func (c *Cache) Lookup(ctx context.Context, token string) (*Identity, Source, er
 		return nil, SourceNone, ErrInvalidToken
 	}
 	k := sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
-	if e, ok := c.l1.get(k); ok && c.opt.Now().UnixNano() < e.expires {
+	if e, ok := c.live(k); ok {
 		return c.hit(e)
 	}
 	return c.miss(ctx, token, k)

@@ -27,12 +27,8 @@ func (s *Server) checkInput(k *call, buf []byte) *translate.Error {
 			return translate.ErrBadParam("access key id must be 1-128 characters of A-Za-z0-9")
 		}
 	}
-	k.token = r.Header.Get("X-Auth-Token")
-	if k.token == "" {
-		return translate.ErrUnauthorized("X-Auth-Token is required")
-	}
-	if !policy.ValidTokenSyntax(k.token) {
-		return translate.ErrUnauthorized("X-Auth-Token is malformed")
+	if err := k.readToken(); err != nil {
+		return err
 	}
 	if k.op == translate.OpList {
 		if err := k.readFilters(r.URL.RawQuery); err != nil {
@@ -91,6 +87,19 @@ func isJSONType(ct string) bool {
 }
 
 // readFilters checks list filters. Unknown parameters are not forwarded.
+// readToken takes the caller's token: missing or not a token at all is 401,
+// before anything is sent anywhere.
+func (k *call) readToken() *translate.Error {
+	k.token = k.c.Request().Header.Get("X-Auth-Token")
+	if k.token == "" {
+		return translate.ErrUnauthorized("X-Auth-Token is required")
+	}
+	if !policy.ValidTokenSyntax(k.token) {
+		return translate.ErrUnauthorized("X-Auth-Token is malformed")
+	}
+	return nil
+}
+
 func (k *call) readFilters(raw string) *translate.Error {
 	if raw == "" {
 		return nil

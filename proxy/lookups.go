@@ -5,7 +5,6 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/credbridge/credbridge/policy"
 	"github.com/credbridge/credbridge/translate"
 	"github.com/tidwall/gjson"
 )
@@ -43,12 +42,8 @@ func (s *Server) serveLookup(k *call, kind string, byID bool) *translate.Error {
 	if err != nil {
 		return err
 	}
-	k.token = k.c.Request().Header.Get("X-Auth-Token")
-	if k.token == "" {
-		return translate.ErrUnauthorized("X-Auth-Token is required")
-	}
-	if !policy.ValidTokenSyntax(k.token) {
-		return translate.ErrUnauthorized("X-Auth-Token is malformed")
+	if err := k.readToken(); err != nil {
+		return err
 	}
 	// The token is checked here too: an invalid one never reaches the
 	// identity service through the bridge, and the answer is the bridge's 401.
@@ -59,7 +54,6 @@ func (s *Server) serveLookup(k *call, kind string, byID bool) *translate.Error {
 	a, terr := s.idn.do(http.MethodGet, path, query, nil, k.token, k.reqID, s.traceHeaders(k, k.ctx))
 	k.keep(a)
 	if terr != nil {
-		terr.Message = strings.Replace(terr.Message, "upstream", "identity service", 1)
 		return terr
 	}
 	switch {

@@ -109,7 +109,7 @@ func New(cfg *config.Config, d Deps) (*Server, error) {
 		d.Telemetry = t
 	}
 	side := UpstreamSide(cfg.Upstream)
-	up, err := newUpstream(side, cfg.Upstream.URL, cfg.Upstream.Timeout, cfg.Upstream.MaxConns)
+	up, err := newUpstream("upstream", side, cfg.Upstream.URL, cfg.Upstream.Timeout, cfg.Upstream.MaxConns)
 	if err != nil {
 		return nil, fmt.Errorf("upstream.url: %v", err)
 	}
@@ -129,7 +129,7 @@ func New(cfg *config.Config, d Deps) (*Server, error) {
 		maxFlight: int64(cfg.Limits.MaxConcurrent),
 	}
 	if cfg.Identity.Lookups == policy.LookupsForward {
-		if s.idn, err = newUpstream(translate.SideKeystone, cfg.Identity.URL, cfg.Identity.Timeout, identityLookupConns); err != nil {
+		if s.idn, err = newUpstream("identity service", translate.SideKeystone, cfg.Identity.URL, cfg.Identity.Timeout, identityLookupConns); err != nil {
 			return nil, fmt.Errorf("identity.url: %v", err)
 		}
 	}

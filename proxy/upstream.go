@@ -33,6 +33,8 @@ type upstream struct {
 	scheme  string
 	hc      *fasthttp.HostClient
 	timeout time.Duration
+	// peer names it in error messages ("upstream", "identity service").
+	peer string
 }
 
 // answer is what the upstream said. body and header stay valid until the
@@ -51,7 +53,7 @@ func (a answer) header(name string) string {
 	return string(a.resp.Header.Peek(name))
 }
 
-func newUpstream(side translate.Side, baseURL string, timeout time.Duration, maxConns int) (*upstream, error) {
+func newUpstream(peer string, side translate.Side, baseURL string, timeout time.Duration, maxConns int) (*upstream, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil {
 		return nil, err
@@ -88,7 +90,7 @@ func newUpstream(side translate.Side, baseURL string, timeout time.Duration, max
 	}
 	return &upstream{
 		side: side, base: u.Scheme + "://" + u.Host, prefix: strings.TrimRight(u.Path, "/"),
-		host: u.Host, scheme: u.Scheme, hc: hc, timeout: timeout,
+		host: u.Host, scheme: u.Scheme, hc: hc, timeout: timeout, peer: peer,
 	}, nil
 }
 
@@ -145,7 +147,7 @@ func (u *upstream) do(method, path, query string, body []byte, token, reqID stri
 	resp := fasthttp.AcquireResponse()
 	if err := u.hc.DoDeadline(req, resp, time.Now().Add(u.timeout)); err != nil {
 		fasthttp.ReleaseResponse(resp)
-		return answer{}, transportError(err)
+		return answer{}, transportError(u.peer, err)
 	}
 	return answer{status: resp.StatusCode(), body: resp.Body(), resp: resp}, nil
 }
@@ -157,18 +159,18 @@ func connDropped(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
-func transportError(err error) *translate.Error {
+func transportError(peer string, err error) *translate.Error {
 	switch {
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
-		return translate.ErrUnavailable("every upstream connection stayed busy; retry shortly")
+		return translate.ErrUnavailable("every " + peer + " connection stayed busy; retry shortly")
 	case errors.Is(err, fasthttp.ErrTimeout):
-		return translate.ErrTimeout("upstream did not answer in time")
+		return translate.ErrTimeout(peer + " did not answer in time")
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		return translate.ErrBadGateway("upstream answer too large")
+		return translate.ErrBadGateway(peer + " answer too large")
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return translate.ErrTimeout("upstream did not answer in time")
+		return translate.ErrTimeout(peer + " did not answer in time")
 	}
-	return translate.ErrBadGateway("upstream unreachable")
+	return translate.ErrBadGateway(peer + " unreachable")
 }
