@@ -206,31 +206,29 @@ func TestSoak(t *testing.T) {
 	base := "http://" + rt.Addr()
 
 	f := func(p float64) time.Duration { return time.Duration(p * float64(dur)) }
-	faults := []window{
-		{"redis down", f(0.10), f(0.30)},
-		{"upstream slow", f(0.40), f(0.52)},
-		{"upstream cut", f(0.58), f(0.68)},
-		{"upstream stalls past the timeout", f(0.74), f(0.80)},
+	upstream := func(m int32) func() { return func() { mode.Store(m) } }
+	schedule := []struct {
+		window
+		on, off func()
+	}{
+		{window{"redis down", f(0.10), f(0.30)}, rds.Stop, rds.Restart},
+		{window{"upstream slow", f(0.40), f(0.52)}, upstream(slow), upstream(healthy)},
+		{window{"upstream cut", f(0.58), f(0.68)}, upstream(cut), upstream(healthy)},
+		{window{"upstream stalls past the timeout", f(0.74), f(0.80)}, upstream(stall), upstream(healthy)},
+	}
+	faults := make([]window, len(schedule))
+	for i, s := range schedule {
+		faults[i] = s.window
 	}
 	start := time.Now()
 	go func() { // the fault schedule
 		at := func(d time.Duration) { time.Sleep(time.Until(start.Add(d))) }
-		at(faults[0].start)
-		rds.Stop()
-		at(faults[0].end)
-		rds.Restart()
-		at(faults[1].start)
-		mode.Store(slow)
-		at(faults[1].end)
-		mode.Store(healthy)
-		at(faults[2].start)
-		mode.Store(cut)
-		at(faults[2].end)
-		mode.Store(healthy)
-		at(faults[3].start)
-		mode.Store(stall)
-		at(faults[3].end)
-		mode.Store(healthy)
+		for _, s := range schedule {
+			at(s.start)
+			s.on()
+			at(s.end)
+			s.off()
+		}
 	}()
 
 	tl := &tally{codes: map[string]int{}}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 
 	bt "github.com/credbridge/credbridge/internal/bridgetest"
@@ -87,7 +88,7 @@ func TestGophercloudCredentials(t *testing.T) {
 			if err != nil {
 				t.Fatalf("update: %v", err)
 			}
-			if ub := blobOf(t, upd); ub.Access != b.Access || ub.Description != "rotated" || !equalFoldStatus(ub.Status, "inactive") {
+			if ub := blobOf(t, upd); ub.Access != b.Access || ub.Description != "rotated" || !strings.EqualFold(ub.Status, "inactive") {
 				t.Fatalf("update answered blob %+v", ub)
 			}
 			if k, _ := e.Store.Get(b.Access); k.Active || k.Description != "rotated" {
@@ -127,17 +128,4 @@ func TestGophercloudCredentials(t *testing.T) {
 			}
 		})
 	}
-}
-
-// equalFoldStatus: ec2blob statuses come in any letter case.
-func equalFoldStatus(got, want string) bool {
-	if len(got) != len(want) {
-		return false
-	}
-	for i := range got {
-		if got[i]|0x20 != want[i]|0x20 {
-			return false
-		}
-	}
-	return true
 }
