@@ -141,9 +141,7 @@ func (d *Directory) Users() []*User {
 // Project returns a project as Keystone shows it: the reference cloud knows a
 // project through its members (a project's name is its id).
 func (d *Directory) Project(id string) (map[string]any, bool) {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	for _, u := range d.users {
+	for _, u := range d.Users() { // by id, so a project's domain is its first member's
 		if u.ProjectID == id {
 			return projectBody(u), true
 		}
