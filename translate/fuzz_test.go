@@ -2,7 +2,9 @@ package translate
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // Every parser gets a fuzz target: no panic, and whatever is accepted renders
@@ -109,6 +111,21 @@ func FuzzValidID(f *testing.F) {
 					}
 				}
 			}
+		}
+	})
+}
+
+// FuzzValidText holds the one-pass validText to its definition written the plain
+// way: min bytes, max runes, valid UTF-8, no ASCII control characters.
+func FuzzValidText(f *testing.F) {
+	for _, s := range []string{"", "a", "rotated", "é😀", "\xff", "a\x00", "\x7f", "\xed\xa0\x80", "\uFFFD", strings.Repeat("é", 300)} {
+		f.Add(s, 1, 255)
+	}
+	f.Fuzz(func(t *testing.T, v string, min, max int) {
+		want := len(v) >= min && utf8.ValidString(v) && utf8.RuneCountInString(v) <= max &&
+			!strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f })
+		if got := validText(v, min, max); got != want {
+			t.Fatalf("validText(%q, %d, %d) = %v, want %v", v, min, max, got, want)
 		}
 	})
 }

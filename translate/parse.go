@@ -60,16 +60,28 @@ func IsHashID(id string) bool {
 // ValidQueryValue is the check for user_id / project_id filters in a query string.
 func ValidQueryValue(v string) bool { return validText(v, 1, maxFieldLen) }
 
+// validText: at least min bytes, at most max runes, valid UTF-8, no ASCII control
+// characters. One pass: it runs on every text field of every request.
 func validText(v string, min, max int) bool {
-	if len(v) < min || !utf8.ValidString(v) || utf8.RuneCountInString(v) > max {
+	if len(v) < min {
 		return false
 	}
-	for i := 0; i < len(v); i++ {
-		if v[i] < 0x20 || v[i] == 0x7f {
+	runes := 0
+	for i := 0; i < len(v); runes++ {
+		if c := v[i]; c < utf8.RuneSelf {
+			if c < 0x20 || c == 0x7f {
+				return false
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(v[i:])
+		if r == utf8.RuneError && size == 1 {
 			return false
 		}
+		i += size
 	}
-	return true
+	return runes <= max
 }
 
 // ParseRequest checks a client's request body for op in side s's dialect and
