@@ -116,26 +116,12 @@ type Log struct {
 
 // Runtime tunes the Go runtime.
 type Runtime struct {
-	// GOMAXPROCS fixes how many cores run Go code. Default 0: not fixed, Procs
-	// decides. Risk of a fixed N: a load that needs more cores waits for them.
+	// GOMAXPROCS: how many cores run Go code. Default 0: Go's choice (the CPU
+	// limit of the container, else every core). On a small machine shared with
+	// other busy processes 1 costs ~20% less CPU per request (docs/performance.md);
+	// risk: it caps the bridge at one core.
 	GOMAXPROCS int `yaml:"gomaxprocs"`
-	// Procs, when neither gomaxprocs nor the GOMAXPROCS variable fixes the count:
-	// "follow" (default) starts on one core and every 100 ms takes more while the
-	// bridge keeps its cores busy and the machine has whole cores idle, and gives
-	// them back when they idle or other processes hold the CPU; never above Go's
-	// choice. A bridge using about one core then stops paying for thread
-	// wake-ups (~40% less CPU per request on a shared two-core box,
-	// docs/performance.md). Risk: a burst on an idle bridge runs on one core for
-	// up to 100 ms. "go": Go's choice for the whole run (the container's CPU
-	// limit, else every core).
-	Procs string `yaml:"procs"`
 }
-
-// Procs values.
-const (
-	ProcsFollow = "follow"
-	ProcsGo     = "go"
-)
 
 // Debug holds operator aids that are off by default.
 type Debug struct {
@@ -185,7 +171,6 @@ func (c *Config) applyDefaults() {
 		c.Limits.MaxConcurrent = 4096
 	}
 	def(&c.Log.Level, "info")
-	def(&c.Runtime.Procs, ProcsFollow)
 	defDur(&c.ShutdownTimeout, 15*time.Second)
 	c.Policy.Defaults()
 }
@@ -304,9 +289,6 @@ func (c *Config) Validate() error {
 	}
 	if c.Runtime.GOMAXPROCS < 0 || c.Runtime.GOMAXPROCS > 1024 {
 		return fmt.Errorf("runtime.gomaxprocs: %d is outside 0..1024", c.Runtime.GOMAXPROCS)
-	}
-	if p := c.Runtime.Procs; p != ProcsFollow && p != ProcsGo {
-		return fmt.Errorf("runtime.procs: %q is neither %q nor %q", p, ProcsFollow, ProcsGo)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

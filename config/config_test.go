@@ -51,7 +51,7 @@ policy:
 	if c.Upstream.URL != "http://other:5000" || c.Upstream.Flavor != "keystone" || c.Upstream.Timeout != 2*time.Second ||
 		c.Cache.TTL != time.Minute || strings.Join(c.Policy.AdminRoles, ",") != "a,b" || c.Limits.MaxBodyBytes != 1024 ||
 		strings.Join(c.Policy.Rules["get"], ",") != "role:auditor" || strings.Join(c.Policy.Rules["delete"], ",") != "admin" ||
-		strings.Join(c.Policy.Rules["update"], ",") != "admin,owner" || c.Runtime.Procs != ProcsFollow {
+		strings.Join(c.Policy.Rules["update"], ",") != "admin,owner" {
 		t.Fatalf("loaded: %+v", c)
 	}
 }
@@ -81,8 +81,6 @@ func TestRefusals(t *testing.T) {
 		{"bad rule", "policy: {rules: {update: [everyone]}}\n", nil, "policy.rules.update"},
 		{"bad listen", "listen: 8080\n", nil, "listen"},
 		{"log level", "log: {level: loud}\n", nil, "log.level"},
-		{"procs mode", "", []string{"CREDBRIDGE_RUNTIME_PROCS=all"}, "runtime.procs"},
-		{"gomaxprocs negative", "runtime: {gomaxprocs: -1}\n", nil, "runtime.gomaxprocs"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -21,7 +20,6 @@ import (
 	"github.com/credbridge/credbridge/app"
 	"github.com/credbridge/credbridge/config"
 	"github.com/credbridge/credbridge/emulator"
-	"github.com/credbridge/credbridge/internal/procs"
 	"github.com/credbridge/credbridge/logging"
 	"github.com/credbridge/credbridge/telemetry"
 )
@@ -137,11 +135,12 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Runtime.GOMAXPROCS > 0 {
+		runtime.GOMAXPROCS(cfg.Runtime.GOMAXPROCS)
+	}
 	logw := logging.NewWriter(os.Stderr)
 	defer logw.Close()
 	log := logging.New(logw, cfg.Log.Level)
-	stopProcs := setProcs(cfg.Runtime, log)
-	defer stopProcs()
 	tel, err := telemetry.Setup(context.Background(), version)
 	if err != nil {
 		return fmt.Errorf("telemetry (OTEL_* variables): %v", err)
@@ -180,24 +179,6 @@ func serve(args []string) error {
 			return rt.Shutdown(ctx)
 		}
 	}
-}
-
-// setProcs applies runtime.gomaxprocs / runtime.procs (read at start only; a
-// GOMAXPROCS variable set by the operator wins over follow). It returns what
-// stops following.
-func setProcs(rc config.Runtime, log *slog.Logger) (stop func()) {
-	ctx, stop := context.WithCancel(context.Background())
-	switch {
-	case rc.GOMAXPROCS > 0:
-		runtime.GOMAXPROCS(rc.GOMAXPROCS)
-	case rc.Procs == config.ProcsFollow && os.Getenv("GOMAXPROCS") == "":
-		if !procs.Start(ctx, func(from, to int, s procs.Sample) {
-			log.Debug("gomaxprocs changed", "from", from, "to", to, "busy_cores", s.Busy, "idle_cores", s.Idle)
-		}) {
-			log.Info("runtime.procs: follow needs Linux and two or more cores; Go's choice stays", "gomaxprocs", runtime.GOMAXPROCS(0))
-		}
-	}
-	return stop
 }
 
 func demo(args []string) error {

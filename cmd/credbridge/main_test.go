@@ -9,8 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -185,51 +183,6 @@ func TestServeReloadAndShutdown(t *testing.T) {
 		if strings.Contains(logs.String(), secret) {
 			t.Fatalf("a token reached the log: %s", logs.String())
 		}
-	}
-}
-
-// runtime.gomaxprocs / runtime.procs reach the runtime: follow starts an idle
-// bridge on one core, a fixed count or an operator's GOMAXPROCS wins over it, and
-// "go" keeps Go's choice. Read back from the gauge on /metrics.
-func TestServeSizesGOMAXPROCS(t *testing.T) {
-	goChoice := strconv.Itoa(runtime.GOMAXPROCS(0))
-	tests := []struct {
-		name, runtime string
-		env           []string
-		want          string
-	}{
-		{"default follow starts at one", "", nil, "1"},
-		{"fixed count", "runtime: {gomaxprocs: 3}\n", nil, "3"},
-		{"GOMAXPROCS variable wins over follow", "", []string{"GOMAXPROCS=3"}, "3"},
-		{"go keeps Go's choice", "runtime: {procs: go}\n", nil, goChoice},
-	}
-	re := regexp.MustCompile(`(?m)^credbridge_gomaxprocs (\d+)$`)
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			listen, admin := freeAddr(t), freeAddr(t)
-			cmd := exec.Command(bin, "serve", "--config", writeFile(t, "listen: "+listen+"\nadmin_listen: "+admin+"\n"+tc.runtime))
-			cmd.Env = append(os.Environ(), tc.env...)
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-			waitFor(t, "http://"+admin+"/healthz")
-			var got string
-			for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-				resp, err := http.Get("http://" + admin + "/metrics")
-				if err != nil {
-					t.Fatal(err)
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if m := re.FindSubmatch(body); m != nil {
-					if got = string(m[1]); got == tc.want {
-						return
-					}
-				}
-			}
-			t.Fatalf("credbridge_gomaxprocs %q, want %s", got, tc.want)
-		})
 	}
 }
 
