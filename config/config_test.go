@@ -81,6 +81,7 @@ func TestRefusals(t *testing.T) {
 		{"bad rule", "policy: {rules: {update: [everyone]}}\n", nil, "policy.rules.update"},
 		{"bad listen", "listen: 8080\n", nil, "listen"},
 		{"log level", "log: {level: loud}\n", nil, "log.level"},
+		{"gomaxprocs negative", "runtime: {gomaxprocs: -1}\n", nil, "runtime.gomaxprocs"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

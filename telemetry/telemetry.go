@@ -12,6 +12,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -210,7 +211,12 @@ func newMetrics(m metric.Meter) (*Metrics, error) {
 	if err != nil {
 		return nil, err
 	}
+	procs, err := m.Int64ObservableGauge("credbridge.gomaxprocs", metric.WithDescription("Cores the Go runtime may run on (runtime.gomaxprocs, else Go's choice)"))
+	if err != nil {
+		return nil, err
+	}
 	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		o.ObserveInt64(procs, int64(runtime.GOMAXPROCS(0)))
 		for c := range sides {
 			for u := range sides {
 				for op := 1; op < nOps; op++ {
@@ -242,7 +248,7 @@ func newMetrics(m metric.Meter) (*Metrics, error) {
 			o.ObserveInt64(tampered, cc.Tampered())
 		}
 		return nil
-	}, reqs, inflight, cache, redisErrs, tampered)
+	}, reqs, inflight, cache, redisErrs, tampered, procs)
 	return mt, err
 }
 

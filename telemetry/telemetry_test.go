@@ -2,8 +2,10 @@ package telemetry
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -57,6 +59,7 @@ func TestMetricsExposition(t *testing.T) {
 		`credbridge_cache_lookups_total{level="l1"} 7`,
 		`credbridge_redis_errors_total 3`,
 		`credbridge_requests_inflight 0`,
+		fmt.Sprintf("credbridge_gomaxprocs %d\n", runtime.GOMAXPROCS(0)),
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Fatalf("missing %s in\n%s", want, body)

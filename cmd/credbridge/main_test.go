@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -183,6 +185,38 @@ func TestServeReloadAndShutdown(t *testing.T) {
 		if strings.Contains(logs.String(), secret) {
 			t.Fatalf("a token reached the log: %s", logs.String())
 		}
+	}
+}
+
+// runtime.gomaxprocs reaches the runtime, and 0 keeps Go's choice; read back
+// from the gauge on /metrics.
+func TestServeSetsGOMAXPROCS(t *testing.T) {
+	tests := []struct {
+		name, runtime, want string
+	}{
+		{"default is Go's choice", "", strconv.Itoa(runtime.GOMAXPROCS(0))},
+		{"fixed count", "runtime: {gomaxprocs: 3}\n", "3"},
+	}
+	re := regexp.MustCompile(`(?m)^credbridge_gomaxprocs (\d+)$`)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			listen, admin := freeAddr(t), freeAddr(t)
+			cmd := exec.Command(bin, "serve", "--config", writeFile(t, "listen: "+listen+"\nadmin_listen: "+admin+"\n"+tc.runtime))
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+			waitFor(t, "http://"+admin+"/healthz")
+			resp, err := http.Get("http://" + admin + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if m := re.FindSubmatch(body); m == nil || string(m[1]) != tc.want {
+				t.Fatalf("credbridge_gomaxprocs %q, want %s", m, tc.want)
+			}
+		})
 	}
 }
 
