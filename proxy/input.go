@@ -108,7 +108,12 @@ func (k *call) readFilters(raw string) *translate.Error {
 	if err != nil {
 		return translate.ErrBadParam("malformed query string")
 	}
-	for name, dst := range map[string]*string{"user_id": &k.userFilter, "project_id": &k.projectFilter} {
+	// An array, not a map: the same order every time, and k stays on the stack.
+	for _, f := range [...]struct {
+		name string
+		dst  *string
+	}{{"user_id", &k.userFilter}, {"project_id", &k.projectFilter}} {
+		name, dst := f.name, f.dst
 		v, ok := q[name]
 		if !ok {
 			continue

@@ -553,13 +553,28 @@ func (s *Server) headers(h http.Header, side translate.Side, reqID string, from 
 			return
 		}
 	}
+	// Both values in one string and one slice backing: two allocations, not four.
 	now := s.now()
-	h["X-Trans-Id"] = []string{transID(reqID, now)}
-	h["X-Timestamp"] = []string{strconv.FormatFloat(float64(now.UnixMicro())/1e6, 'f', 5, 64)}
+	var b [64]byte
+	v := appendTransID(b[:0], reqID, now)
+	n := len(v)
+	v = appendTimestamp(v, now)
+	str, vals := string(v), make([]string, 2)
+	vals[0], vals[1] = str[:n], str[n:]
+	h["X-Trans-Id"], h["X-Timestamp"] = vals[0:1:1], vals[1:2:2]
 }
 
-// transID is Swift's form: "tx" + 21 hex + "-" + 10 hex (the unix time).
-func transID(reqID string, now time.Time) string {
+// appendTimestamp appends Swift's X-Timestamp: unix seconds and five decimals,
+// truncated (not rounded, so the seconds always match the trans id's).
+func appendTimestamp(dst []byte, now time.Time) []byte {
+	us := now.UnixMicro()
+	dst = strconv.AppendInt(dst, us/1e6, 10)
+	f := us % 1e6 / 10
+	return append(dst, '.', byte('0'+f/10000), byte('0'+f/1000%10), byte('0'+f/100%10), byte('0'+f/10%10), byte('0'+f%10))
+}
+
+// appendTransID appends Swift's form: "tx" + 21 hex + "-" + 10 hex (the unix time).
+func appendTransID(dst []byte, reqID string, now time.Time) []byte {
 	var b [34]byte
 	b[0], b[1], b[23] = 't', 'x', '-'
 	if len(reqID) >= 21 && isHex(reqID[:21]) {
@@ -579,7 +594,7 @@ func transID(reqID string, now time.Time) string {
 		b[i] = hexDigits[t&0xf]
 		t >>= 4
 	}
-	return string(b[:])
+	return append(dst, b[:]...)
 }
 
 const hexDigits = "0123456789abcdef"

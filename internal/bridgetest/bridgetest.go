@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -207,6 +209,8 @@ func CheckPassedThrough(t testing.TB, side translate.Side, r *Resp) {
 	checkDialect(t, side, r, false)
 }
 
+var transID = regexp.MustCompile(`^tx[0-9a-f]{21}-[0-9a-f]{10}$`)
+
 func checkDialect(t testing.TB, side translate.Side, r *Resp, bothShapes bool) {
 	t.Helper()
 	if r.Status != http.StatusNoContent {
@@ -222,12 +226,16 @@ func checkDialect(t testing.TB, side translate.Side, r *Resp, bothShapes bool) {
 			t.Fatal("oscred answer without X-Request-Id")
 		}
 	} else {
+		// Swift's pair: "tx" + 21 hex + "-" + the unix time in 10 hex, and that
+		// same second as a decimal with five places.
 		tx, ts := r.Header.Get("X-Trans-Id"), r.Header.Get("X-Timestamp")
-		if len(tx) != 34 || !strings.HasPrefix(tx, "tx") || tx[23] != '-' {
+		if !transID.MatchString(tx) {
 			t.Fatalf("ec2blob answer with X-Trans-Id %q", tx)
 		}
-		if dot := strings.IndexByte(ts, '.'); dot < 0 || len(ts)-dot-1 != 5 {
-			t.Fatalf("ec2blob answer with X-Timestamp %q", ts)
+		sec, err := strconv.ParseInt(tx[24:], 16, 64)
+		dot := strings.IndexByte(ts, '.')
+		if err != nil || dot < 0 || len(ts)-dot-1 != 5 || ts[:dot] != strconv.FormatInt(sec, 10) {
+			t.Fatalf("ec2blob answer with X-Timestamp %q for X-Trans-Id %q", ts, tx)
 		}
 	}
 	if r.Status < 400 {
