@@ -28,6 +28,7 @@ func main() {
 	rates := flag.String("rates", "1000,2500,5000", "comma-separated requests per second")
 	dur := flag.Duration("duration", 5*time.Second, "time at each rate")
 	name := flag.String("name", "target", "name printed before each RESULT")
+	conns := flag.Int("conns", 128, "most connections to the target, as wrk2's -c (0: no cap; each request that finds none idle dials one)")
 	var hdr headers
 	flag.Var(&hdr, "header", "Name: value (repeatable)")
 	flag.Parse()
@@ -36,7 +37,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "credbridge-load: --url must be a loopback http URL")
 		os.Exit(2)
 	}
-	t := loadgen.Target{Method: *method, URL: *target, Header: http.Header{}, Body: []byte(*body)}
+	if *conns < 0 {
+		fmt.Fprintln(os.Stderr, "credbridge-load: --conns must be 0 or more")
+		os.Exit(2)
+	}
+	t := loadgen.Target{Method: *method, URL: *target, Header: http.Header{}, Body: []byte(*body), Conns: *conns}
 	for _, h := range hdr {
 		k, v, ok := strings.Cut(h, ":")
 		if !ok {

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -26,5 +27,35 @@ func TestRunHoldsTheRateAndOrdersPercentiles(t *testing.T) {
 	}
 	if !(r.P50 > 0 && r.P50 <= r.P99 && r.P99 <= r.P999 && r.P999 <= r.Max) {
 		t.Fatalf("percentiles out of order: %s", r)
+	}
+}
+
+// With Conns set, the target never sees more connections than that, and the
+// requests that waited for one are charged for the wait.
+func TestRunCapsConnectionsAndChargesTheWait(t *testing.T) {
+	var open, peak atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(20 * time.Millisecond)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			if n := open.Add(1); n > peak.Load() {
+				peak.Store(n)
+			}
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	// 400 requests/s of 20 ms each need ~8 connections; 2 must queue.
+	r := Run(Target{Method: "GET", URL: srv.URL, Header: http.Header{}, Conns: 2}, 400, 500*time.Millisecond)
+	if r.OK != 200 || peak.Load() > 2 {
+		t.Fatalf("%s; peak connections %d, want at most 2", r, peak.Load())
+	}
+	// Two connections serve 100 requests/s; the last of 200 waits ~1.5 s.
+	if r.Max < time.Second {
+		t.Fatalf("the queue's wait was not charged: %s", r)
 	}
 }
