@@ -9,7 +9,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"strconv"
 	"sync/atomic"
 	"time"
 )
@@ -104,5 +103,6 @@ func timestamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.
 func swiftHeaders(h http.Header) {
 	now := time.Now()
 	h.Set("X-Trans-Id", fmt.Sprintf("tx%s-%010x", newID(11)[:21], now.Unix()))
-	h.Set("X-Timestamp", strconv.FormatFloat(float64(now.UnixMicro())/1e6, 'f', 5, 64))
+	// Truncated like Swift's normalized timestamp: its seconds are the trans id's.
+	h.Set("X-Timestamp", fmt.Sprintf("%d.%05d", now.Unix(), now.Nanosecond()/10000))
 }

@@ -558,19 +558,10 @@ func (s *Server) headers(h http.Header, side translate.Side, reqID string, from 
 	var b [64]byte
 	v := appendTransID(b[:0], reqID, now)
 	n := len(v)
-	v = appendTimestamp(v, now)
+	v = translate.AppendTimestamp(v, now)
 	str, vals := string(v), make([]string, 2)
 	vals[0], vals[1] = str[:n], str[n:]
 	h["X-Trans-Id"], h["X-Timestamp"] = vals[0:1:1], vals[1:2:2]
-}
-
-// appendTimestamp appends Swift's X-Timestamp: unix seconds and five decimals,
-// truncated (not rounded, so the seconds always match the trans id's).
-func appendTimestamp(dst []byte, now time.Time) []byte {
-	us := now.UnixMicro()
-	dst = strconv.AppendInt(dst, us/1e6, 10)
-	f := us % 1e6 / 10
-	return append(dst, '.', byte('0'+f/10000), byte('0'+f/1000%10), byte('0'+f/100%10), byte('0'+f/10%10), byte('0'+f%10))
 }
 
 // appendTransID appends Swift's form: "tx" + 21 hex + "-" + 10 hex (the unix time).

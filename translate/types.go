@@ -10,6 +10,8 @@ package translate
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
+	"time"
 )
 
 // Dialect is one of the two HTTP dialects for permanent access keys.
@@ -181,3 +183,13 @@ type Cred struct {
 
 // MaxDescription is the longest description oscred stores, in characters.
 const MaxDescription = 255
+
+// AppendTimestamp appends an ec2blob (IBM, Swift-style) X-Timestamp: unix seconds
+// and five decimals, truncated — not rounded — so the seconds always match those
+// at the end of the X-Trans-Id sent beside it.
+func AppendTimestamp(dst []byte, now time.Time) []byte {
+	us := now.UnixMicro()
+	dst = strconv.AppendInt(dst, us/1e6, 10)
+	f := us % 1e6 / 10
+	return append(dst, '.', byte('0'+f/10000), byte('0'+f/1000%10), byte('0'+f/100%10), byte('0'+f/10%10), byte('0'+f%10))
+}

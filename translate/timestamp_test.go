@@ -1,4 +1,4 @@
-package proxy
+package translate
 
 import (
 	"testing"
@@ -19,8 +19,8 @@ func TestAppendTimestamp(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.want, func(t *testing.T) {
-			if got := string(appendTimestamp(nil, time.UnixMicro(tc.us))); got != tc.want {
-				t.Fatalf("appendTimestamp(%d µs) = %s, want %s", tc.us, got, tc.want)
+			if got := string(AppendTimestamp(nil, time.UnixMicro(tc.us))); got != tc.want {
+				t.Fatalf("AppendTimestamp(%d µs) = %s, want %s", tc.us, got, tc.want)
 			}
 		})
 	}
