@@ -50,10 +50,11 @@ bench-deps:
 	  echo "installing nginx, libnginx-mod-http-lua, lua-cjson, wrk"; \
 	  $(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq nginx libnginx-mod-http-lua lua-cjson wrk >/dev/null; }
 
-## bench: Go benchmarks, then the side-by-side run against nginx, nginx+Lua and httputil
+## bench: Go benchmarks, then the side-by-side run against nginx, nginx+Lua and httputil,
+## ending with the ratios (bench/ratios.awk)
 bench: build bench-deps
 	$(GO) test -run '^$$' -bench . -benchmem ./translate ./policy ./proxy ./app
-	../shared/bench/run.sh ./$(BIN)
+	bash -o pipefail -c '../shared/bench/run.sh ./$(BIN) | awk -f bench/ratios.awk'
 
 ## latency: fixed-rate p50/p99/p99.9 for direct, nginx-lua and credbridge
 latency: build bench-deps

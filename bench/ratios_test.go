@@ -1,0 +1,47 @@
+// Package bench holds the scripts of make bench and make latency; this test
+// holds ratios.awk to the figures it must print from a real run.sh output.
+package bench
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+func TestRatios(t *testing.T) {
+	tests := []struct {
+		name, input string
+		want        []string
+	}{
+		{"a full run", "testdata/run.out", []string{
+			"nginx-lua-B2A-again RESULT rps=26538", // the input passes through
+			"credbridge-B2A / nginx-lua-B2A req/s: 0.57x (13878 vs 24369)",
+			"p99: credbridge-B2A 7.8 ms, nginx-lua-B2A 3.2 ms",
+			"CPU per request: credbridge-B2A 79.2 us, nginx-lua-B2A 21.9 us",
+			"credbridge-A2A / go-httputil req/s: 1.87x (14357 vs 7694)",
+			"credbridge peak RSS: 28.0 MiB",
+		}},
+		{"peers only", "testdata/peers.out", []string{"# ratios: no credbridge run in this output"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in, err := os.Open(tc.input)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer in.Close()
+			cmd := exec.Command("awk", "-f", "ratios.awk")
+			cmd.Stdin = in
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("awk: %v\n%s", err, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("missing %q in\n%s", w, out)
+				}
+			}
+		})
+	}
+}
