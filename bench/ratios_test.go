@@ -14,7 +14,7 @@ func TestRatios(t *testing.T) {
 		name, input string
 		want        []string
 	}{
-		{"a full run", "testdata/run.out", []string{
+		{"a full run", "testdata/run.txt", []string{
 			"nginx-lua-B2A-again RESULT rps=26538", // the input passes through
 			"credbridge-B2A / nginx-lua-B2A req/s: 0.57x (13878 vs 24369)",
 			"p99: credbridge-B2A 7.8 ms, nginx-lua-B2A 3.2 ms",
@@ -22,7 +22,7 @@ func TestRatios(t *testing.T) {
 			"credbridge-A2A / go-httputil req/s: 1.87x (14357 vs 7694)",
 			"credbridge peak RSS: 28.0 MiB",
 		}},
-		{"peers only", "testdata/peers.out", []string{"# ratios: no credbridge run in this output"}},
+		{"peers only", "testdata/peers.txt", []string{"# ratios: no credbridge run in this output"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
