@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/credbridge/credbridge/config"
+	"github.com/credbridge/credbridge/internal/connlimit"
 	"github.com/credbridge/credbridge/policy"
 	"github.com/credbridge/credbridge/proxy"
 	"github.com/credbridge/credbridge/telemetry"
@@ -155,10 +156,13 @@ func Start(cfg *config.Config, o Options) (*Runtime, error) {
 	r.cfg.Store(cfg)
 	r.built.Store(b)
 	r.health.AddCheck("redis", func() error { return r.built.Load().Cache.Check() })
-	if r.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
 		b.Close()
 		return nil, fmt.Errorf("listen: %v", err)
 	}
+	capped := connlimit.New(ln, cfg.Limits.MaxConns)
+	r.ln = capped
 	if r.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 		b.Close()
 		r.ln.Close()
@@ -172,6 +176,7 @@ func Start(cfg *config.Config, o Options) (*Runtime, error) {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ConnState:         capped.ConnState,
 	}
 	r.admin = &http.Server{Handler: proxy.AdminHandler(r.health, tel.MetricsHandler, cfg.Debug.PProf), ReadHeaderTimeout: 5 * time.Second}
 	go func() { r.done <- serveErr(r.srv.Serve(r.ln)) }()

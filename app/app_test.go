@@ -2,13 +2,16 @@ package app
 
 import (
 	"context"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -253,5 +256,46 @@ func TestGracefulShutdownDrainsInFlight(t *testing.T) {
 	}
 	if err := <-shut; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// limits.max_conns reaches the client listener: with a cap of two, two idle
+// keep-alive clients fill it, a third is served because one of them is closed
+// to make room, and that one dials again on its next request (which may in
+// turn close the other's).
+func TestClientConnectionCap(t *testing.T) {
+	c := newCloud(t, translate.SideOscred)
+	rt, _ := startBridge(t, c, "CREDBRIDGE_LIMITS_MAX_CONNS=2")
+	base := "http://" + rt.Addr()
+	var dials atomic.Int64
+	client := func() *http.Client {
+		d := &net.Dialer{}
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, n, a string) (net.Conn, error) {
+			dials.Add(1)
+			return d.DialContext(ctx, n, a)
+		}}}
+	}
+	call := func(cl *http.Client) {
+		t.Helper()
+		resp, err := cl.Get(base + "/v3.0/OS-CREDENTIAL/credentials")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 401 { // no token: answered by the bridge itself
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	a, b := client(), client()
+	call(a)
+	call(b)
+	call(http.DefaultClient) // the third connection: served only if room is made
+	before := dials.Load()
+	call(a)
+	call(b)
+	// Without a cap a and b keep their connections: 2 dials in all.
+	if before != 2 || dials.Load() < 3 {
+		t.Fatalf("dials: %d before the third client, %d after; want 2, then more (an idle connection closed for it)", before, dials.Load())
 	}
 }

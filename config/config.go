@@ -106,6 +106,12 @@ type Limits struct {
 	// Retry-After in their dialect. Default 4096. Risk when high: a slow
 	// upstream makes requests pile up in memory.
 	MaxConcurrent int `yaml:"max_concurrent"`
+	// MaxConns client connections open at once, idle keep-alive ones included;
+	// at the cap new connections wait in the kernel's backlog and idle ones are
+	// closed to make room (never one with a request in flight). Default 4096.
+	// Each costs ~20-30 KB; risk when high: a connection storm outgrows the
+	// memory limit (4096 fits the gateway manifest's 256 MiB). Read at start.
+	MaxConns int `yaml:"max_conns"`
 }
 
 // Log configures the structured log.
@@ -169,6 +175,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Limits.MaxConcurrent == 0 {
 		c.Limits.MaxConcurrent = 4096
+	}
+	if c.Limits.MaxConns == 0 {
+		c.Limits.MaxConns = 4096
 	}
 	def(&c.Log.Level, "info")
 	defDur(&c.ShutdownTimeout, 15*time.Second)
@@ -286,6 +295,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxConcurrent < 1 || c.Limits.MaxConcurrent > 1_000_000 {
 		return fmt.Errorf("limits.max_concurrent: %d is outside 1..1000000", c.Limits.MaxConcurrent)
+	}
+	if c.Limits.MaxConns < 1 || c.Limits.MaxConns > 1_000_000 {
+		return fmt.Errorf("limits.max_conns: %d is outside 1..1000000", c.Limits.MaxConns)
 	}
 	if c.Runtime.GOMAXPROCS < 0 || c.Runtime.GOMAXPROCS > 1024 {
 		return fmt.Errorf("runtime.gomaxprocs: %d is outside 0..1024", c.Runtime.GOMAXPROCS)

@@ -82,6 +82,7 @@ func TestRefusals(t *testing.T) {
 		{"bad listen", "listen: 8080\n", nil, "listen"},
 		{"log level", "log: {level: loud}\n", nil, "log.level"},
 		{"gomaxprocs negative", "runtime: {gomaxprocs: -1}\n", nil, "runtime.gomaxprocs"},
+		{"connection cap negative", "", []string{"CREDBRIDGE_LIMITS_MAX_CONNS=-5"}, "limits.max_conns"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
