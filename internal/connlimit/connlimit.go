@@ -16,9 +16,9 @@ import (
 	"sync"
 )
 
-// Listener hands out at most max connections at a time (one more may wait,
-// accepted, for a slot). Install ConnState as
-// the server's ConnState hook so it knows which connections are idle.
+// Listener hands out at most max connections at a time; one more may wait,
+// accepted, for a slot. Install ConnState as the server's ConnState hook so it
+// knows which connections are idle.
 type Listener struct {
 	net.Listener
 	slots chan struct{} // one token per open connection
