@@ -163,6 +163,10 @@ func Start(cfg *config.Config, o Options) (*Runtime, error) {
 	}
 	capped := connlimit.New(ln, cfg.Limits.MaxConns)
 	r.ln = capped
+	tel.Metrics.SetConns(&telemetry.ConnCounters{
+		Open:      func() int64 { return int64(capped.Open()) },
+		Reclaimed: capped.Reclaimed,
+	})
 	if r.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 		b.Close()
 		r.ln.Close()

@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -297,5 +299,18 @@ func TestClientConnectionCap(t *testing.T) {
 	// Without a cap a and b keep their connections: 2 dials in all.
 	if before != 2 || dials.Load() < 3 {
 		t.Fatalf("dials: %d before the third client, %d after; want 2, then more (an idle connection closed for it)", before, dials.Load())
+	}
+	m := bt.Do(t, "http://"+rt.AdminAddr(), "GET", "/metrics", "", "", "")
+	open := regexp.MustCompile(`(?m)^credbridge_connections_open (\d+)$`).FindSubmatch(m.Body)
+	reclaimed := regexp.MustCompile(`(?m)^credbridge_connections_reclaimed_total (\d+)$`).FindSubmatch(m.Body)
+	n := func(m [][]byte) int {
+		if m == nil {
+			return -1
+		}
+		v, _ := strconv.Atoi(string(m[1]))
+		return v
+	}
+	if o, r := n(open), n(reclaimed); o < 0 || o > 2 || r < 1 {
+		t.Fatalf("metrics: open %q reclaimed %q\n%s", open, reclaimed, m.Body)
 	}
 }

@@ -162,6 +162,7 @@ type Metrics struct {
 	upOpts    [3][nOps]metric.RecordOption
 	idOpts    [2]metric.RecordOption
 	cache     atomic.Pointer[CacheCounters]
+	conns     atomic.Pointer[ConnCounters]
 	histogram bool
 }
 
@@ -211,12 +212,24 @@ func newMetrics(m metric.Meter) (*Metrics, error) {
 	if err != nil {
 		return nil, err
 	}
+	connsOpen, err := m.Int64ObservableUpDownCounter("credbridge.connections.open", metric.WithDescription("Client connections open, idle keep-alive ones included (capped by limits.max_conns)"))
+	if err != nil {
+		return nil, err
+	}
+	reclaimed, err := m.Int64ObservableCounter("credbridge.connections.reclaimed", metric.WithDescription("Idle client connections closed to make room for new ones at limits.max_conns"))
+	if err != nil {
+		return nil, err
+	}
 	procs, err := m.Int64ObservableGauge("credbridge.gomaxprocs", metric.WithDescription("Cores the Go runtime may run on (runtime.gomaxprocs, else Go's choice)"))
 	if err != nil {
 		return nil, err
 	}
 	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		o.ObserveInt64(procs, int64(runtime.GOMAXPROCS(0)))
+		if cc := mt.conns.Load(); cc != nil {
+			o.ObserveInt64(connsOpen, cc.Open())
+			o.ObserveInt64(reclaimed, cc.Reclaimed())
+		}
 		for c := range sides {
 			for u := range sides {
 				for op := 1; op < nOps; op++ {
@@ -248,7 +261,7 @@ func newMetrics(m metric.Meter) (*Metrics, error) {
 			o.ObserveInt64(tampered, cc.Tampered())
 		}
 		return nil
-	}, reqs, inflight, cache, redisErrs, tampered, procs)
+	}, reqs, inflight, cache, redisErrs, tampered, procs, connsOpen, reclaimed)
 	return mt, err
 }
 
@@ -262,6 +275,14 @@ func itoa(n int) string {
 	}
 	return string(b[i:])
 }
+
+// ConnCounters are read at scrape time; the client listener's cap satisfies it.
+type ConnCounters struct {
+	Open, Reclaimed func() int64
+}
+
+// SetConns points the connection counters at the client listener.
+func (m *Metrics) SetConns(c *ConnCounters) { m.conns.Store(c) }
 
 // SetCache points the cache counters at a cache's stats.
 func (m *Metrics) SetCache(c *CacheCounters) { m.cache.Store(c) }

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 )
 
 // Listener hands out at most max connections at a time; one more may wait,
@@ -28,6 +29,8 @@ type Listener struct {
 	idle    map[*conn]struct{}
 	waiting int // Accepts blocked on a free slot
 	closed  sync.Once
+
+	reclaimed atomic.Int64
 }
 
 // New wraps ln; max must be at least 1.
@@ -75,6 +78,9 @@ func (l *Listener) Close() error {
 // Open is how many connections are open now.
 func (l *Listener) Open() int { return len(l.slots) }
 
+// Reclaimed counts idle connections closed to make room.
+func (l *Listener) Reclaimed() int64 { return l.reclaimed.Load() }
+
 // ConnState tracks idle connections for the server (http.Server.ConnState).
 // A connection that turns idle while an Accept waits is closed at once.
 func (l *Listener) ConnState(nc net.Conn, s http.ConnState) {
@@ -87,6 +93,7 @@ func (l *Listener) ConnState(nc net.Conn, s http.ConnState) {
 	switch s {
 	case http.StateIdle:
 		if l.waiting > 0 {
+			l.reclaimed.Add(1)
 			go c.Close() // not under the lock: Close takes it
 			return
 		}
@@ -100,6 +107,7 @@ func (l *Listener) ConnState(nc net.Conn, s http.ConnState) {
 func (l *Listener) closeOneIdle() {
 	for c := range l.idle {
 		delete(l.idle, c)
+		l.reclaimed.Add(1)
 		go c.Close()
 		return
 	}

@@ -69,6 +69,9 @@ func TestIdleConnectionsMakeRoom(t *testing.T) {
 	if err := get(c, url); err != nil {
 		t.Fatalf("third client at the cap: %v", err)
 	}
+	if l.Reclaimed() < 1 {
+		t.Fatalf("third client served with %d idle connections reclaimed", l.Reclaimed())
+	}
 	// The closed idle connection's owner reconnects (GET is retried on a
 	// connection the server closed while idle).
 	for _, cl := range []*http.Client{a, b} {
@@ -86,7 +89,7 @@ func TestIdleConnectionsMakeRoom(t *testing.T) {
 func TestActiveConnectionsAreKept(t *testing.T) {
 	release := make(chan struct{})
 	var first sync.Once
-	url, _, _, peak, _ := server(t, 1, func(w http.ResponseWriter, r *http.Request) {
+	url, l, _, peak, _ := server(t, 1, func(w http.ResponseWriter, r *http.Request) {
 		first.Do(func() { <-release })
 	})
 	slow := make(chan error, 1)
@@ -100,6 +103,9 @@ func TestActiveConnectionsAreKept(t *testing.T) {
 	case err := <-slow:
 		t.Fatalf("the busy connection was cut: %v", err)
 	case <-time.After(300 * time.Millisecond):
+	}
+	if n := l.Reclaimed(); n != 0 {
+		t.Fatalf("%d connections reclaimed while the only one was busy", n)
 	}
 	close(release)
 	if err := <-slow; err != nil {
@@ -115,6 +121,9 @@ func TestActiveConnectionsAreKept(t *testing.T) {
 	}
 	if p := peak(); p > 1 {
 		t.Fatalf("server held %d connections at once, cap 1", p)
+	}
+	if n := l.Reclaimed(); n != 1 {
+		t.Fatalf("%d connections reclaimed; want 1, the busy one once it turned idle", n)
 	}
 }
 
