@@ -165,6 +165,7 @@ func Start(cfg *config.Config, o Options) (*Runtime, error) {
 	r.ln = capped
 	tel.Metrics.SetConns(&telemetry.ConnCounters{
 		Open:      func() int64 { return int64(capped.Open()) },
+		Waited:    capped.Waited,
 		Reclaimed: capped.Reclaimed,
 	})
 	if r.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {

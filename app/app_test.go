@@ -2,18 +2,16 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -262,55 +260,50 @@ func TestGracefulShutdownDrainsInFlight(t *testing.T) {
 }
 
 // limits.max_conns reaches the client listener: with a cap of two, two idle
-// keep-alive clients fill it, a third is served because one of them is closed
-// to make room, and that one dials again on its next request (which may in
-// turn close the other's).
+// keep-alive clients fill it and a third waits (idle connections are reclaimed
+// only after 10 s); when one client lets its connection go the third is served.
 func TestClientConnectionCap(t *testing.T) {
 	c := newCloud(t, translate.SideOscred)
 	rt, _ := startBridge(t, c, "CREDBRIDGE_LIMITS_MAX_CONNS=2")
 	base := "http://" + rt.Addr()
-	var dials atomic.Int64
-	client := func() *http.Client {
-		d := &net.Dialer{}
-		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, n, a string) (net.Conn, error) {
-			dials.Add(1)
-			return d.DialContext(ctx, n, a)
-		}}}
-	}
-	call := func(cl *http.Client) {
-		t.Helper()
+	call := func(cl *http.Client) error {
 		resp, err := cl.Get(base + "/v3.0/OS-CREDENTIAL/credentials")
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != 401 { // no token: answered by the bridge itself
-			t.Fatalf("status %d", resp.StatusCode)
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+	client := func() *http.Client { return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{}} }
+	a, b := client(), client()
+	for _, cl := range []*http.Client{a, b} {
+		if err := call(cl); err != nil {
+			t.Fatal(err)
 		}
 	}
-	a, b := client(), client()
-	call(a)
-	call(b)
-	call(http.DefaultClient) // the third connection: served only if room is made
-	before := dials.Load()
-	call(a)
-	call(b)
-	// Without a cap a and b keep their connections: 2 dials in all.
-	if before != 2 || dials.Load() < 3 {
-		t.Fatalf("dials: %d before the third client, %d after; want 2, then more (an idle connection closed for it)", before, dials.Load())
+	third := make(chan error, 1)
+	go func() { third <- call(client()) }()
+	select {
+	case err := <-third:
+		t.Fatalf("a third connection was served at a cap of two (%v)", err)
+	case <-time.After(500 * time.Millisecond):
 	}
 	m := bt.Do(t, "http://"+rt.AdminAddr(), "GET", "/metrics", "", "", "")
-	open := regexp.MustCompile(`(?m)^credbridge_connections_open (\d+)$`).FindSubmatch(m.Body)
-	reclaimed := regexp.MustCompile(`(?m)^credbridge_connections_reclaimed_total (\d+)$`).FindSubmatch(m.Body)
-	n := func(m [][]byte) int {
-		if m == nil {
-			return -1
-		}
-		v, _ := strconv.Atoi(string(m[1]))
-		return v
+	if !regexp.MustCompile(`(?m)^credbridge_connections_open 2$`).Match(m.Body) ||
+		!regexp.MustCompile(`(?m)^credbridge_connections_waited_total 1$`).Match(m.Body) {
+		t.Fatalf("metrics at the cap:\n%s", m.Body)
 	}
-	if o, r := n(open), n(reclaimed); o < 0 || o > 2 || r < 1 {
-		t.Fatalf("metrics: open %q reclaimed %q\n%s", open, reclaimed, m.Body)
+	a.CloseIdleConnections()
+	select {
+	case err := <-third:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the third client was not served after a slot freed")
 	}
 }

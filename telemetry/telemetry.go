@@ -216,6 +216,10 @@ func newMetrics(m metric.Meter) (*Metrics, error) {
 	if err != nil {
 		return nil, err
 	}
+	waited, err := m.Int64ObservableCounter("credbridge.connections.waited", metric.WithDescription("New client connections that found limits.max_conns reached and waited for a slot"))
+	if err != nil {
+		return nil, err
+	}
 	reclaimed, err := m.Int64ObservableCounter("credbridge.connections.reclaimed", metric.WithDescription("Idle client connections closed to make room for new ones at limits.max_conns"))
 	if err != nil {
 		return nil, err
@@ -228,6 +232,7 @@ func newMetrics(m metric.Meter) (*Metrics, error) {
 		o.ObserveInt64(procs, int64(runtime.GOMAXPROCS(0)))
 		if cc := mt.conns.Load(); cc != nil {
 			o.ObserveInt64(connsOpen, cc.Open())
+			o.ObserveInt64(waited, cc.Waited())
 			o.ObserveInt64(reclaimed, cc.Reclaimed())
 		}
 		for c := range sides {
@@ -261,7 +266,7 @@ func newMetrics(m metric.Meter) (*Metrics, error) {
 			o.ObserveInt64(tampered, cc.Tampered())
 		}
 		return nil
-	}, reqs, inflight, cache, redisErrs, tampered, procs, connsOpen, reclaimed)
+	}, reqs, inflight, cache, redisErrs, tampered, procs, connsOpen, waited, reclaimed)
 	return mt, err
 }
 
@@ -278,7 +283,7 @@ func itoa(n int) string {
 
 // ConnCounters are read at scrape time; the client listener's cap satisfies it.
 type ConnCounters struct {
-	Open, Reclaimed func() int64
+	Open, Waited, Reclaimed func() int64
 }
 
 // SetConns points the connection counters at the client listener.

@@ -7,14 +7,23 @@
 // bridge to 270 MB, past the 256 MiB limit of the gateway manifest. At the cap
 // the listener stops accepting (new connections wait in the kernel's backlog),
 // and, as nginx does when it runs out of connections, it closes idle keep-alive
-// connections to make room. Connections with a request in flight are never closed.
+// connections to make room — only ones idle for MinIdle (10 s) or more with no
+// request waiting unread: closing a connection its client is about to reuse
+// makes that request fail (Go's client retries only idempotent ones). Measured
+// under a connection storm from a client starved of CPU: reclaiming connections
+// idle for 1 s failed one request per connection reclaimed, because such a
+// client notices the close seconds late. A storm therefore waits at the cap;
+// what the reclaim guards against is idle connections hoarding every slot.
+// Connections with a request in flight are never closed.
 package connlimit
 
 import (
+	"container/list"
 	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Listener hands out at most max connections at a time; one more may wait,
@@ -25,47 +34,62 @@ type Listener struct {
 	slots chan struct{} // one token per open connection
 	done  chan struct{} // closed by Close: a waiting Accept gives up
 
-	mu      sync.Mutex
-	idle    map[*conn]struct{}
-	waiting int // Accepts blocked on a free slot
+	mu sync.Mutex
+	// idle holds idle connections, the longest idle at the front: that is the
+	// one to close. Clients reuse their most recent connection first (Go's
+	// Transport, browsers), so the oldest is the least likely to be in use
+	// again right now — the close least likely to race a request on its way.
+	idle    list.List
+	minIdle time.Duration // how long a connection must have idled to be closed
 	closed  sync.Once
 
-	reclaimed atomic.Int64
+	reclaimed, waited atomic.Int64
 }
+
+// MinIdle is how long a connection must have idled before it is closed to make
+// room.
+const MinIdle = 10 * time.Second
 
 // New wraps ln; max must be at least 1.
 func New(ln net.Listener, max int) *Listener {
-	return &Listener{Listener: ln, slots: make(chan struct{}, max), done: make(chan struct{}), idle: map[*conn]struct{}{}}
+	return &Listener{Listener: ln, slots: make(chan struct{}, max), done: make(chan struct{}), minIdle: MinIdle}
 }
 
 // Accept takes the next connection and waits for a slot for it. Only then — a
-// client is really there — does a full listener close an idle connection to free
-// one, so idle keep-alive connections live on while nobody needs their slot.
+// client is really there — does a full listener look for an idle connection to
+// close, so idle keep-alive connections live on while nobody needs their slot.
 func (l *Listener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	select {
-	case l.slots <- struct{}{}:
-		return &conn{Conn: c, l: l}, nil
-	default:
-	}
-	l.mu.Lock()
-	l.waiting++
-	l.closeOneIdle()
-	l.mu.Unlock()
-	defer func() {
+	for first := true; ; first = false {
+		select {
+		case l.slots <- struct{}{}:
+			return &conn{Conn: c, l: l}, nil
+		default:
+		}
+		if first {
+			l.waited.Add(1)
+		}
 		l.mu.Lock()
-		l.waiting--
+		old := l.takeIdle(time.Now())
 		l.mu.Unlock()
-	}()
-	select {
-	case l.slots <- struct{}{}:
-		return &conn{Conn: c, l: l}, nil
-	case <-l.done:
-		c.Close()
-		return nil, net.ErrClosed
+		if old != nil {
+			old.Close() // frees its slot for the loop to take
+			continue
+		}
+		t := time.NewTimer(max(l.minIdle/10, time.Millisecond)) // look again: one may have idled long enough
+		select {
+		case l.slots <- struct{}{}:
+			t.Stop()
+			return &conn{Conn: c, l: l}, nil
+		case <-l.done:
+			t.Stop()
+			c.Close()
+			return nil, net.ErrClosed
+		case <-t.C:
+		}
 	}
 }
 
@@ -78,11 +102,13 @@ func (l *Listener) Close() error {
 // Open is how many connections are open now.
 func (l *Listener) Open() int { return len(l.slots) }
 
+// Waited counts connections that found every slot taken.
+func (l *Listener) Waited() int64 { return l.waited.Load() }
+
 // Reclaimed counts idle connections closed to make room.
 func (l *Listener) Reclaimed() int64 { return l.reclaimed.Load() }
 
 // ConnState tracks idle connections for the server (http.Server.ConnState).
-// A connection that turns idle while an Accept waits is closed at once.
 func (l *Listener) ConnState(nc net.Conn, s http.ConnState) {
 	c, ok := nc.(*conn)
 	if !ok {
@@ -90,33 +116,51 @@ func (l *Listener) ConnState(nc net.Conn, s http.ConnState) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	switch s {
-	case http.StateIdle:
-		if l.waiting > 0 {
-			l.reclaimed.Add(1)
-			go c.Close() // not under the lock: Close takes it
-			return
-		}
-		l.idle[c] = struct{}{}
-	default:
-		delete(l.idle, c)
+	l.unidle(c)
+	if s == http.StateIdle {
+		c.idleSince = time.Now()
+		c.elem = l.idle.PushBack(c)
 	}
 }
 
-// closeOneIdle closes some idle connection; l.mu is held.
-func (l *Listener) closeOneIdle() {
-	for c := range l.idle {
-		delete(l.idle, c)
-		l.reclaimed.Add(1)
-		go c.Close()
-		return
+// unidle takes c off the idle list; l.mu is held.
+func (l *Listener) unidle(c *conn) {
+	if c.elem != nil {
+		l.idle.Remove(c.elem)
+		c.elem = nil
 	}
+}
+
+// takeIdle takes the longest idle connection off the list if it has idled
+// minIdle and no request waits unread on it, and shuts its socket; the caller's
+// Close frees its slot (Close takes l.mu, which is held here).
+func (l *Listener) takeIdle(now time.Time) *conn {
+	var c *conn
+	for e := l.idle.Front(); e != nil; e = e.Next() {
+		if cand := e.Value.(*conn); now.Sub(cand.idleSince) < l.minIdle {
+			return nil // the rest idled for less
+		} else if !pending(cand.Conn) {
+			c = cand
+			break
+		}
+	}
+	if c == nil {
+		return nil
+	}
+	l.unidle(c)
+	l.reclaimed.Add(1)
+	// Shut the socket now, under the lock, so that a request cannot turn it
+	// active in between; the caller's Close then frees the slot.
+	c.Conn.Close()
+	return c
 }
 
 type conn struct {
 	net.Conn
-	l    *Listener
-	once sync.Once
+	l         *Listener
+	once      sync.Once
+	elem      *list.Element // on l.idle while idle; guarded by l.mu
+	idleSince time.Time     // guarded by l.mu
 }
 
 // Close frees the connection's slot, once however often it is called.
@@ -124,7 +168,7 @@ func (c *conn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
 		c.l.mu.Lock()
-		delete(c.l.idle, c)
+		c.l.unidle(c)
 		c.l.mu.Unlock()
 		<-c.l.slots
 	})

@@ -16,13 +16,14 @@ import (
 // client sockets open at once, sampled whenever the server takes a new one. (A
 // connection closed to make room frees its slot when its socket closes; its
 // goroutine may still be winding down when the next one starts.)
-func server(t *testing.T, max int, h http.HandlerFunc) (url string, l *Listener, srv *http.Server, peak func() int64, served chan error) {
+func server(t *testing.T, max int, minIdle time.Duration, h http.HandlerFunc) (url string, l *Listener, srv *http.Server, peak func() int64, served chan error) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	l = New(ln, max)
+	l.minIdle = minIdle
 	var top atomic.Int64
 	srv = &http.Server{Handler: h, ConnState: func(c net.Conn, s http.ConnState) {
 		if n := int64(l.Open()); s == http.StateNew && n > top.Load() {
@@ -56,7 +57,7 @@ func client() *http.Client {
 // Two idle keep-alive connections fill a cap of two; a third client is served
 // because one idle connection is closed for it, and the server never holds three.
 func TestIdleConnectionsMakeRoom(t *testing.T) {
-	url, l, _, peak, _ := server(t, 2, func(w http.ResponseWriter, r *http.Request) {})
+	url, l, _, peak, _ := server(t, 2, 0, func(w http.ResponseWriter, r *http.Request) {})
 	a, b, c := client(), client(), client()
 	for _, cl := range []*http.Client{a, b} {
 		if err := get(cl, url); err != nil {
@@ -69,8 +70,8 @@ func TestIdleConnectionsMakeRoom(t *testing.T) {
 	if err := get(c, url); err != nil {
 		t.Fatalf("third client at the cap: %v", err)
 	}
-	if l.Reclaimed() < 1 {
-		t.Fatalf("third client served with %d idle connections reclaimed", l.Reclaimed())
+	if l.Reclaimed() < 1 || l.Waited() != 1 {
+		t.Fatalf("third client served with %d waits, %d idle connections reclaimed; want 1 and at least 1", l.Waited(), l.Reclaimed())
 	}
 	// The closed idle connection's owner reconnects (GET is retried on a
 	// connection the server closed while idle).
@@ -89,7 +90,7 @@ func TestIdleConnectionsMakeRoom(t *testing.T) {
 func TestActiveConnectionsAreKept(t *testing.T) {
 	release := make(chan struct{})
 	var first sync.Once
-	url, l, _, peak, _ := server(t, 1, func(w http.ResponseWriter, r *http.Request) {
+	url, l, _, peak, _ := server(t, 1, 50*time.Millisecond, func(w http.ResponseWriter, r *http.Request) {
 		first.Do(func() { <-release })
 	})
 	slow := make(chan error, 1)
@@ -123,14 +124,14 @@ func TestActiveConnectionsAreKept(t *testing.T) {
 		t.Fatalf("server held %d connections at once, cap 1", p)
 	}
 	if n := l.Reclaimed(); n != 1 {
-		t.Fatalf("%d connections reclaimed; want 1, the busy one once it turned idle", n)
+		t.Fatalf("%d connections reclaimed; want 1, the busy one once it had idled", n)
 	}
 }
 
 // Shutting down while Accept waits for a slot ends Serve.
 func TestShutdownWhileFull(t *testing.T) {
 	release := make(chan struct{})
-	url, _, srv, _, served := server(t, 1, func(w http.ResponseWriter, r *http.Request) { <-release })
+	url, _, srv, _, served := server(t, 1, time.Second, func(w http.ResponseWriter, r *http.Request) { <-release })
 	go func() { _ = get(client(), url) }()
 	time.Sleep(100 * time.Millisecond)
 	go func() { _ = get(client(), url) }() // Accept now waits for the slot
@@ -148,5 +149,101 @@ func TestShutdownWhileFull(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve still waiting for a slot after shutdown")
+	}
+}
+
+// The connection idle longest is the one closed: clients reuse their most
+// recent connection first, so it is the least likely to be in use again.
+func TestLongestIdleGoesFirst(t *testing.T) {
+	url, l, _, _, _ := server(t, 2, 0, func(w http.ResponseWriter, r *http.Request) {})
+	idleNow := func() int { l.mu.Lock(); defer l.mu.Unlock(); return l.idle.Len() }
+	settle := func(n int) { // the server marks a connection idle just after the client has its answer
+		for deadline := time.Now().Add(5 * time.Second); idleNow() != n && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	counted := func(n *atomic.Int64) *http.Client {
+		d := &net.Dialer{}
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, nw, a string) (net.Conn, error) {
+			n.Add(1)
+			return d.DialContext(ctx, nw, a)
+		}}}
+	}
+	var da, db atomic.Int64
+	a, b := counted(&da), counted(&db)
+	for i, cl := range []*http.Client{a, b} { // a idle longest, then b
+		if err := get(cl, url); err != nil {
+			t.Fatal(err)
+		}
+		settle(i + 1)
+	}
+	if err := get(client(), url); err != nil { // the third needs room
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the closed connection's client notices
+	if err := get(b, url); err != nil {
+		t.Fatal(err)
+	}
+	if da.Load() != 1 || db.Load() != 1 {
+		t.Fatalf("dials: a %d, b %d; want b's connection kept (it was idle the shorter time)", da.Load(), db.Load())
+	}
+}
+
+// A connection idle for less than minIdle is not closed — its client may be
+// about to reuse it; the newcomer waits until the oldest one has idled long enough.
+func TestFreshIdleConnectionsAreKept(t *testing.T) {
+	const minIdle = 400 * time.Millisecond
+	url, l, _, _, _ := server(t, 1, minIdle, func(w http.ResponseWriter, r *http.Request) {})
+	if err := get(client(), url); err != nil {
+		t.Fatal(err)
+	}
+	idled := time.Now()
+	if err := get(client(), url); err != nil { // waits for the first to age
+		t.Fatal(err)
+	}
+	if waited := time.Since(idled); waited < minIdle-50*time.Millisecond {
+		t.Fatalf("a connection idle for %s was closed; minimum %s", waited, minIdle)
+	}
+	if l.Reclaimed() != 1 {
+		t.Fatalf("%d reclaimed, want 1", l.Reclaimed())
+	}
+}
+
+// pending sees bytes waiting on a socket without consuming them.
+func TestPending(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	if pending(server) {
+		t.Fatal("pending on a quiet socket")
+	}
+	if _, err := client.Write([]byte("GET / HTTP/1.1\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !pending(server) {
+		if time.Now().After(deadline) {
+			t.Fatal("bytes sent were never seen as pending")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	b := make([]byte, 64)
+	if n, err := server.Read(b); err != nil || string(b[:n]) != "GET / HTTP/1.1\r\n" {
+		t.Fatalf("the peek consumed bytes: read %q, %v", b[:n], err)
+	}
+	if pending(server) {
+		t.Fatal("pending after everything was read")
 	}
 }
