@@ -18,7 +18,6 @@
 package connlimit
 
 import (
-	"container/list"
 	"net"
 	"net/http"
 	"sync"
@@ -39,9 +38,11 @@ type Listener struct {
 	// one to close. Clients reuse their most recent connection first (Go's
 	// Transport, browsers), so the oldest is the least likely to be in use
 	// again right now — the close least likely to race a request on its way.
-	idle    list.List
-	minIdle time.Duration // how long a connection must have idled to be closed
-	closed  sync.Once
+	// It is intrusive (links in conn) so marking a connection idle, once per
+	// request, allocates nothing.
+	head, tail *conn
+	minIdle    time.Duration // how long a connection must have idled to be closed
+	closed     sync.Once
 
 	reclaimed, waited atomic.Int64
 }
@@ -118,17 +119,33 @@ func (l *Listener) ConnState(nc net.Conn, s http.ConnState) {
 	defer l.mu.Unlock()
 	l.unidle(c)
 	if s == http.StateIdle {
-		c.idleSince = time.Now()
-		c.elem = l.idle.PushBack(c)
+		c.idleSince, c.idle = time.Now(), true
+		c.prev, c.next = l.tail, nil
+		if l.tail != nil {
+			l.tail.next = c
+		} else {
+			l.head = c
+		}
+		l.tail = c
 	}
 }
 
 // unidle takes c off the idle list; l.mu is held.
 func (l *Listener) unidle(c *conn) {
-	if c.elem != nil {
-		l.idle.Remove(c.elem)
-		c.elem = nil
+	if !c.idle {
+		return
 	}
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else {
+		l.head = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	} else {
+		l.tail = c.prev
+	}
+	c.prev, c.next, c.idle = nil, nil, false
 }
 
 // takeIdle takes the longest idle connection off the list if it has idled
@@ -136,8 +153,8 @@ func (l *Listener) unidle(c *conn) {
 // Close frees its slot (Close takes l.mu, which is held here).
 func (l *Listener) takeIdle(now time.Time) *conn {
 	var c *conn
-	for e := l.idle.Front(); e != nil; e = e.Next() {
-		if cand := e.Value.(*conn); now.Sub(cand.idleSince) < l.minIdle {
+	for cand := l.head; cand != nil; cand = cand.next {
+		if now.Sub(cand.idleSince) < l.minIdle {
 			return nil // the rest idled for less
 		} else if !pending(cand.Conn) {
 			c = cand
@@ -157,10 +174,12 @@ func (l *Listener) takeIdle(now time.Time) *conn {
 
 type conn struct {
 	net.Conn
-	l         *Listener
-	once      sync.Once
-	elem      *list.Element // on l.idle while idle; guarded by l.mu
-	idleSince time.Time     // guarded by l.mu
+	l    *Listener
+	once sync.Once
+	// On the idle list while idle; guarded by l.mu.
+	idle       bool
+	prev, next *conn
+	idleSince  time.Time
 }
 
 // Close frees the connection's slot, once however often it is called.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -156,7 +157,15 @@ func TestShutdownWhileFull(t *testing.T) {
 // recent connection first, so it is the least likely to be in use again.
 func TestLongestIdleGoesFirst(t *testing.T) {
 	url, l, _, _, _ := server(t, 2, 0, func(w http.ResponseWriter, r *http.Request) {})
-	idleNow := func() int { l.mu.Lock(); defer l.mu.Unlock(); return l.idle.Len() }
+	idleNow := func() int {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		n := 0
+		for c := l.head; c != nil; c = c.next {
+			n++
+		}
+		return n
+	}
 	settle := func(n int) { // the server marks a connection idle just after the client has its answer
 		for deadline := time.Now().Add(5 * time.Second); idleNow() != n && time.Now().Before(deadline); {
 			time.Sleep(time.Millisecond)
@@ -245,5 +254,46 @@ func TestPending(t *testing.T) {
 	}
 	if pending(server) {
 		t.Fatal("pending after everything was read")
+	}
+}
+
+// The hand-linked idle list keeps idle order through any mix of state changes.
+func TestIdleListOrder(t *testing.T) {
+	l := New(nil, 4)
+	c := []*conn{{l: l}, {l: l}, {l: l}}
+	order := func() (ids []int) {
+		for x := l.head; x != nil; x = x.next {
+			for i := range c {
+				if c[i] == x {
+					ids = append(ids, i)
+				}
+			}
+		}
+		return ids
+	}
+	steps := []struct {
+		conn int
+		s    http.ConnState
+		want []int
+	}{
+		{0, http.StateIdle, []int{0}},
+		{1, http.StateIdle, []int{0, 1}},
+		{2, http.StateIdle, []int{0, 1, 2}},
+		{1, http.StateActive, []int{0, 2}}, // from the middle
+		{0, http.StateActive, []int{2}},    // from the head
+		{1, http.StateIdle, []int{2, 1}},   // back at the tail
+		{1, http.StateClosed, []int{2}},    // from the tail
+		{2, http.StateIdle, []int{2}},      // idle again: moves to the tail, once
+		{2, http.StateActive, nil},         // the last one
+		{0, http.StateClosed, nil},         // not idle: nothing to take off
+	}
+	for i, st := range steps {
+		l.ConnState(c[st.conn], st.s)
+		if got := order(); !slices.Equal(got, st.want) {
+			t.Fatalf("step %d (%d %v): idle order %v, want %v", i, st.conn, st.s, got, st.want)
+		}
+		if (l.head == nil) != (l.tail == nil) || (l.tail != nil && l.tail.next != nil) || (l.head != nil && l.head.prev != nil) {
+			t.Fatalf("step %d: head/tail links broken", i)
+		}
 	}
 }
