@@ -16,7 +16,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// send calls the upstream with the credentials configured for it.
 // traceHeaders are the trace headers of a call the bridge makes: with tracing
 // on, ctx's span as parent; off, the caller's own headers carried on (nil when
 // it sent none), so a trace still crosses the bridge.
@@ -39,6 +38,7 @@ func (s *Server) traceHeaders(k *call, ctx context.Context) http.Header {
 	return th
 }
 
+// send calls the upstream with the credentials configured for it.
 func (s *Server) send(k *call, method, path, query string, body []byte) (answer, *translate.Error) {
 	tok, err := s.tokens.UpstreamToken(k.ctx, k.token)
 	if err != nil {

@@ -86,7 +86,6 @@ func isJSONType(ct string) bool {
 	return strings.EqualFold(strings.TrimSpace(mt), "application/json")
 }
 
-// readFilters checks list filters. Unknown parameters are not forwarded.
 // readToken takes the caller's token: missing or not a token at all is 401,
 // before anything is sent anywhere.
 func (k *call) readToken() *translate.Error {
@@ -100,6 +99,7 @@ func (k *call) readToken() *translate.Error {
 	return nil
 }
 
+// readFilters checks list filters. Unknown parameters are not forwarded.
 func (k *call) readFilters(raw string) *translate.Error {
 	if raw == "" {
 		return nil

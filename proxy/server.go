@@ -526,12 +526,20 @@ func requestID(r *http.Request) string {
 		return v
 	}
 	var b [32]byte
-	const hex = "0123456789abcdef"
-	a, c := rand.Uint64(), rand.Uint64()
-	for i := 0; i < 16; i++ {
-		b[i], b[16+i] = hex[a>>(4*i)&0xf], hex[c>>(4*i)&0xf]
-	}
+	randHex(b[:])
 	return string(b[:])
+}
+
+// randHex fills b with random lower-case hex digits, 16 from each draw.
+func randHex(b []byte) {
+	var x uint64
+	for i := range b {
+		if i%16 == 0 {
+			x = rand.Uint64()
+		}
+		b[i] = hexDigits[x&0xf]
+		x >>= 4
+	}
 }
 
 var (
@@ -571,14 +579,7 @@ func appendTransID(dst []byte, reqID string, now time.Time) []byte {
 	if len(reqID) >= 21 && isHex(reqID[:21]) {
 		copy(b[2:23], reqID[:21])
 	} else {
-		a, c := rand.Uint64(), rand.Uint64()
-		for i := 0; i < 21; i++ {
-			if i < 16 {
-				b[2+i] = hexDigits[a>>(4*i)&0xf]
-			} else {
-				b[2+i] = hexDigits[c>>(4*i)&0xf]
-			}
-		}
+		randHex(b[2:23])
 	}
 	t := uint64(now.Unix())
 	for i := 33; i >= 24; i-- {
