@@ -192,40 +192,17 @@ func newMetrics(m metric.Meter) (*Metrics, error) {
 	mt.idOpts[0] = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", "ok")))
 	mt.idOpts[1] = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", "error")))
 
-	reqs, err := m.Int64ObservableCounter("credbridge.requests", metric.WithDescription("Requests by client dialect, upstream dialect, operation and status code"))
-	if err != nil {
-		return nil, err
-	}
-	inflight, err := m.Int64ObservableUpDownCounter("credbridge.requests.inflight", metric.WithDescription("Requests being served"))
-	if err != nil {
-		return nil, err
-	}
-	cache, err := m.Int64ObservableCounter("credbridge.cache.lookups", metric.WithDescription("Token cache lookups by level that answered: l1, redis, miss (identity service), negative"))
-	if err != nil {
-		return nil, err
-	}
-	redisErrs, err := m.Int64ObservableCounter("credbridge.redis.errors", metric.WithDescription("Failed Redis commands (the bridge serves on without Redis)"))
-	if err != nil {
-		return nil, err
-	}
-	tampered, err := m.Int64ObservableCounter("credbridge.cache.rejected_entries", metric.WithDescription("Redis entries that failed verification (tampered or foreign)"))
-	if err != nil {
-		return nil, err
-	}
-	connsOpen, err := m.Int64ObservableUpDownCounter("credbridge.connections.open", metric.WithDescription("Client connections open, idle keep-alive ones included (capped by limits.max_conns)"))
-	if err != nil {
-		return nil, err
-	}
-	waited, err := m.Int64ObservableCounter("credbridge.connections.waited", metric.WithDescription("New client connections that found limits.max_conns reached and waited for a slot"))
-	if err != nil {
-		return nil, err
-	}
-	reclaimed, err := m.Int64ObservableCounter("credbridge.connections.reclaimed", metric.WithDescription("Idle client connections closed to make room for new ones at limits.max_conns"))
-	if err != nil {
-		return nil, err
-	}
-	procs, err := m.Int64ObservableGauge("credbridge.gomaxprocs", metric.WithDescription("Cores the Go runtime may run on (runtime.gomaxprocs, else Go's choice)"))
-	if err != nil {
+	// Observed at scrape time; a failure to register any is the one error returned.
+	reqs, e1 := m.Int64ObservableCounter("credbridge.requests", metric.WithDescription("Requests by client dialect, upstream dialect, operation and status code"))
+	inflight, e2 := m.Int64ObservableUpDownCounter("credbridge.requests.inflight", metric.WithDescription("Requests being served"))
+	cache, e3 := m.Int64ObservableCounter("credbridge.cache.lookups", metric.WithDescription("Token cache lookups by level that answered: l1, redis, miss (identity service), negative"))
+	redisErrs, e4 := m.Int64ObservableCounter("credbridge.redis.errors", metric.WithDescription("Failed Redis commands (the bridge serves on without Redis)"))
+	tampered, e5 := m.Int64ObservableCounter("credbridge.cache.rejected_entries", metric.WithDescription("Redis entries that failed verification (tampered or foreign)"))
+	connsOpen, e6 := m.Int64ObservableUpDownCounter("credbridge.connections.open", metric.WithDescription("Client connections open, idle keep-alive ones included (capped by limits.max_conns)"))
+	waited, e7 := m.Int64ObservableCounter("credbridge.connections.waited", metric.WithDescription("New client connections that found limits.max_conns reached and waited for a slot"))
+	reclaimed, e8 := m.Int64ObservableCounter("credbridge.connections.reclaimed", metric.WithDescription("Idle client connections closed to make room for new ones at limits.max_conns"))
+	procs, e9 := m.Int64ObservableGauge("credbridge.gomaxprocs", metric.WithDescription("Cores the Go runtime may run on (runtime.gomaxprocs, else Go's choice)"))
+	if err := errors.Join(e1, e2, e3, e4, e5, e6, e7, e8, e9); err != nil {
 		return nil, err
 	}
 	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
