@@ -9,7 +9,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 APT     := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 FUZZTIME ?= 15s
 
-.PHONY: build run test deps lint bench bench-deps latency fuzz soak image clean
+.PHONY: build run test deps lint bench bench-deps latency floor fuzz soak image clean
 SOAK_DURATION ?= 2m
 
 build:
@@ -59,6 +59,11 @@ bench: build bench-deps
 ## latency: fixed-rate p50/p99/p99.9 for direct, nginx-lua and credbridge
 latency: build bench-deps
 	bench/latency.sh ./$(BIN) 1000,2500,5000 5s
+
+## floor: the ceiling — Go's HTTP servers doing none of the bridge's work
+## (cmd/credbridge-floor) next to the nginx+Lua peer and credbridge, in one run
+floor: build bench-deps
+	bench/floor.sh ./$(BIN)
 
 ## fuzz: every fuzz target for FUZZTIME each
 fuzz:

@@ -6,14 +6,12 @@
 set -u
 BIN=${1:?usage: bench/latency.sh ./bin/credbridge [rates] [duration]}
 RATES=${2:-1000,2500,5000}; DUR=${3:-5s}
-HERE=$(cd "$(dirname "$0")" && pwd); SHARED=$HERE/../../shared/bench
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/fixtures.sh"
 W=$(mktemp -d)
-for n in fixtures peers; do
-  sed "s#@DIR@#$W#g; s#@NAME@#$n#g" "$SHARED/nginx/$n.conf.tmpl" > "$W/$n.conf"
-  nginx -c "$W/$n.conf" -p "$W" || { echo "nginx ($n) failed"; exit 1; }
-done
+start_fixtures "$W" || exit 1
 "$BIN" serve --config "$SHARED/credbridge-bench.yaml" >"$W/cb.log" 2>&1 & CB=$!
-trap 'kill $CB 2>/dev/null; for n in fixtures peers; do kill "$(cat "$W/$n.pid" 2>/dev/null)" 2>/dev/null; done; sleep 0.3; rm -rf "$W"' EXIT
+trap 'kill $CB 2>/dev/null; stop_fixtures "$W"; sleep 0.3; rm -rf "$W"' EXIT
 (cd "$HERE/.." && go build -o "$W/load" ./cmd/credbridge-load) || exit 1
 sleep 1
 PATCH='{"credential":{"blob":{"access":"LOSZM4YRVLKOY9ABCDEF","secret":"secretKey","status":"Inactive"},"project_id":"731fc6f265cd486d900f16e84c5cb594","type":"ec2","user_id":"07609fb9358010e21f7bc00375"}}'
