@@ -258,7 +258,8 @@ func itoa(n int) string {
 	return string(b[i:])
 }
 
-// ConnCounters are read at scrape time; the client listener's cap satisfies it.
+// ConnCounters are read at scrape time; app fills them from the client
+// listener's cap (internal/connlimit).
 type ConnCounters struct {
 	Open, Waited, Reclaimed func() int64
 }
