@@ -19,6 +19,7 @@ import (
 	"github.com/credbridge/credbridge/policy"
 	"github.com/credbridge/credbridge/proxy"
 	"github.com/credbridge/credbridge/telemetry"
+	"github.com/credbridge/credbridge/upstream"
 	"github.com/redis/go-redis/extra/redisotel/v9"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 )
@@ -98,20 +99,20 @@ func Build(cfg *config.Config, o Options, stats *policy.CacheStats) (*Built, err
 	if err != nil {
 		return nil, err
 	}
-	var tokens proxy.TokenSource = proxy.Passthrough{}
+	var tokens upstream.TokenSource = upstream.Passthrough{}
 	switch cfg.Upstream.Auth.Mode {
 	case "token":
 		t, err := config.ReadSecret(cfg.Upstream.Auth.TokenFile)
 		if err != nil {
 			return nil, fmt.Errorf("upstream.auth.token_file: %v", err)
 		}
-		tokens = proxy.StaticToken(t)
+		tokens = upstream.StaticToken(t)
 	case "keystone":
 		pw, err := config.ReadSecret(cfg.Upstream.Auth.Keystone.PasswordFile)
 		if err != nil {
 			return nil, fmt.Errorf("upstream.auth.keystone.password_file: %v", err)
 		}
-		tokens = proxy.NewKeystoneLogin(cfg.Upstream.Auth.Keystone, pw, cfg.Identity.Timeout)
+		tokens = upstream.NewKeystoneLogin(cfg.Upstream.Auth.Keystone, pw, cfg.Identity.Timeout)
 	}
 	b.Proxy, err = proxy.New(cfg, proxy.Deps{Validator: b.Cache, Owners: b.Cache.Owners(cfg.Upstream.URL), Rules: rules, Tokens: tokens, Log: log, Telemetry: tel, AccessLog: o.AccessLog})
 	if err != nil {

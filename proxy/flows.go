@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/credbridge/credbridge/translate"
+	"github.com/credbridge/credbridge/upstream"
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 	"go.opentelemetry.io/otel/attribute"
@@ -39,11 +40,11 @@ func (s *Server) traceHeaders(k *call, ctx context.Context) http.Header {
 }
 
 // send calls the upstream with the credentials configured for it.
-func (s *Server) send(k *call, method, path, query string, body []byte) (answer, *translate.Error) {
+func (s *Server) send(k *call, method, path, query string, body []byte) (upstream.Answer, *translate.Error) {
 	tok, err := s.tokens.UpstreamToken(k.ctx, k.token)
 	if err != nil {
 		s.log.Warn("no upstream credentials", "err", err.Error())
-		return answer{}, translate.ErrUnavailable("cannot obtain upstream credentials; try again later")
+		return upstream.Answer{}, translate.ErrUnavailable("cannot obtain upstream credentials; try again later").WithCause(err)
 	}
 	reqID := ""
 	if s.side.Dialect == translate.Oscred {
@@ -51,7 +52,7 @@ func (s *Server) send(k *call, method, path, query string, body []byte) (answer,
 	}
 	if !s.tel.Tracing {
 		start := time.Now()
-		a, e := s.up.do(method, path, query, body, tok, reqID, s.traceHeaders(k, k.ctx))
+		a, e := s.up.Do(upstream.Request{Method: method, Path: path, Query: query, Body: body, Token: tok, RequestID: reqID, Trace: s.traceHeaders(k, k.ctx)})
 		s.tel.Metrics.Upstream(k.ctx, s.side, k.op, time.Since(start))
 		k.keep(a)
 		return a, e
@@ -61,17 +62,17 @@ func (s *Server) send(k *call, method, path, query string, body []byte) (answer,
 	// translation itself (BenchmarkBridgePatchB2A in package app measures it).
 	ctx, span := s.tel.Tracer.Start(k.ctx, upstreamSpanNames[method], trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("http.request.method", method), attribute.String("url.path", path),
-			attribute.String("server.address", s.up.base)))
+			attribute.String("server.address", s.up.Base())))
 	start := time.Now()
-	a, e := s.up.do(method, path, query, body, tok, reqID, s.traceHeaders(k, ctx))
+	a, e := s.up.Do(upstream.Request{Method: method, Path: path, Query: query, Body: body, Token: tok, RequestID: reqID, Trace: s.traceHeaders(k, ctx)})
 	s.tel.Metrics.Upstream(k.ctx, s.side, k.op, time.Since(start))
 	k.keep(a)
 	if e != nil {
 		span.SetStatus(codes.Error, e.Message)
 	} else {
-		span.SetAttributes(attribute.Int("http.response.status_code", a.status))
-		if a.status >= 500 {
-			span.SetStatus(codes.Error, http.StatusText(a.status))
+		span.SetAttributes(attribute.Int("http.response.status_code", a.Status))
+		if a.Status >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(a.Status))
 		}
 	}
 	span.End()
@@ -97,28 +98,28 @@ func (s *Server) translating(k *call) func() {
 
 func noop() {}
 
-func (s *Server) keyPath(upID string) string { return BasePath(s.side) + "/" + upID }
+func (s *Server) keyPath(upID string) string { return upstream.BasePath(s.side) + "/" + upID }
 
 // upError maps an upstream error answer to the client's dialect.
-func (s *Server) upError(k *call, a answer) *translate.Error {
-	return translate.ParseUpstreamError(s.side, k.op, a.status, a.body)
+func (s *Server) upError(k *call, a upstream.Answer) *translate.Error {
+	return translate.ParseUpstreamError(s.side, k.op, a.Status, a.Body)
 }
 
 // pass relays a same-dialect answer untouched, unless it is not the JSON the
 // dialect promises, in which case it becomes a proper error.
-func (s *Server) pass(k *call, a answer) *translate.Error {
+func (s *Server) pass(k *call, a upstream.Answer) *translate.Error {
 	switch {
-	case a.status == http.StatusNoContent:
-		return s.reply(k, a.status, nil, a)
-	case a.status < 200 || (a.status >= 300 && a.status < 400):
+	case a.Status == http.StatusNoContent:
+		return s.reply(k, a.Status, nil, a)
+	case a.Status < 200 || (a.Status >= 300 && a.Status < 400):
 		return translate.ErrBadGateway("upstream answered with an unexpected status")
-	case len(a.body) == 0 || !gjson.ValidBytes(a.body):
-		if a.status >= 400 {
+	case len(a.Body) == 0 || !gjson.ValidBytes(a.Body):
+		if a.Status >= 400 {
 			return s.upError(k, a)
 		}
 		return translate.ErrBadGateway("upstream answered with something that is not JSON")
 	}
-	return s.reply(k, a.status, a.body, a)
+	return s.reply(k, a.Status, a.Body, a)
 }
 
 func (s *Server) same(k *call) bool { return k.client == s.side }
@@ -141,21 +142,21 @@ func (s *Server) view(k *call, op translate.Op) translate.View {
 		if k.c.Request().TLS != nil {
 			scheme = "https"
 		}
-		v.Links = scheme + "://" + k.c.Request().Host + BasePath(translate.SideKeystone)
+		v.Links = scheme + "://" + k.c.Request().Host + upstream.BasePath(translate.SideKeystone)
 	}
 	return v
 }
 
 // fetch reads one key from the upstream, learning its owner on the way.
-func (s *Server) fetch(k *call, upID string) (translate.Cred, answer, *translate.Error) {
+func (s *Server) fetch(k *call, upID string) (translate.Cred, upstream.Answer, *translate.Error) {
 	a, err := s.send(k, http.MethodGet, s.keyPath(upID), "", nil)
 	if err != nil {
 		return translate.Cred{}, a, err
 	}
-	if a.status != http.StatusOK {
+	if a.Status != http.StatusOK {
 		return translate.Cred{}, a, s.upError(k, a)
 	}
-	c, ok := translate.ParseAnswer(s.side, a.body)
+	c, ok := translate.ParseAnswer(s.side, a.Body)
 	if !ok || c.UserID == "" {
 		return c, a, translate.ErrBadGateway("upstream answered a key without an owner")
 	}
@@ -208,16 +209,16 @@ func (s *Server) resolveByList(k *call) (string, *translate.Error) {
 	}
 	saved := k.op
 	k.op = translate.OpList // error mapping as for a list
-	a, err := s.send(k, http.MethodGet, BasePath(s.side), q, nil)
+	a, err := s.send(k, http.MethodGet, upstream.BasePath(s.side), q, nil)
 	k.op = saved
 	if err != nil {
 		return "", err
 	}
-	if a.status != http.StatusOK {
+	if a.Status != http.StatusOK {
 		return "", s.upError(k, a)
 	}
 	found := ""
-	translate.ForEachInList(s.side, a.body, func(c translate.Cred) {
+	translate.ForEachInList(s.side, a.Body, func(c translate.Cred) {
 		s.seen.add(c.Access)
 		if found == "" && c.Access != "" && translate.HashID(c.Access) == k.id {
 			found = strings.Clone(c.Access)
@@ -237,7 +238,7 @@ func (s *Server) create(k *call) *translate.Error {
 	if d := s.decide(k, target); !d.Allowed {
 		return s.deny(k)
 	}
-	base := BasePath(s.side)
+	base := upstream.BasePath(s.side)
 	if s.same(k) {
 		body := k.body
 		if !k.req.HasUserID { // both dialects name the owner; the default is the caller
@@ -247,10 +248,11 @@ func (s *Server) create(k *call) *translate.Error {
 		if err != nil {
 			return err
 		}
-		if a.status < 300 {
-			if c, ok := translate.ParseAnswer(s.side, a.body); ok {
+		if a.Status < 300 {
+			if c, ok := translate.ParseAnswer(s.side, a.Body); ok {
 				s.seen.add(c.Access)
 				s.owners.Set(k.ctx, s.side.ID(c.Access), c.UserID)
+				s.wrote(k, translate.OpCreate, c)
 			}
 		}
 		return s.pass(k, a)
@@ -272,10 +274,10 @@ func (s *Server) create(k *call) *translate.Error {
 	if err != nil {
 		return err
 	}
-	if a.status != http.StatusCreated && a.status != http.StatusOK {
+	if a.Status != http.StatusCreated && a.Status != http.StatusOK {
 		return s.upError(k, a)
 	}
-	got, ok := translate.ParseAnswer(s.side, a.body)
+	got, ok := translate.ParseAnswer(s.side, a.Body)
 	if !ok || got.Access == "" {
 		return translate.ErrBadGateway("upstream answered a create without an access key")
 	}
@@ -296,6 +298,10 @@ func (s *Server) create(k *call) *translate.Error {
 	}
 	s.seen.add(got.Access)
 	s.owners.Set(k.ctx, s.side.ID(got.Access), got.UserID)
+	if got.ProjectID == "" {
+		got.ProjectID = c.ProjectID
+	}
+	s.wrote(k, translate.OpCreate, got)
 	end := s.translating(k)
 	k.out = translate.AppendAnswer(k.out, k.client, s.view(k, translate.OpCreate), got)
 	end()
@@ -329,29 +335,39 @@ func (s *Server) list(k *call) *translate.Error {
 		}
 		q.Set("type", "ec2")
 	}
-	a, err := s.send(k, http.MethodGet, BasePath(s.side), q.Encode(), nil)
+	a, err := s.send(k, http.MethodGet, upstream.BasePath(s.side), q.Encode(), nil)
 	if err != nil {
 		return err
 	}
-	if a.status != http.StatusOK {
+	if a.Status != http.StatusOK {
 		if s.same(k) {
 			return s.pass(k, a)
 		}
 		return s.upError(k, a)
 	}
+	var keys []translate.Cred
 	if s.same(k) {
-		translate.ForEachInList(s.side, a.body, func(c translate.Cred) { s.seen.add(c.Access) })
+		translate.ForEachInList(s.side, a.Body, func(c translate.Cred) {
+			s.seen.add(c.Access)
+			if s.mirrorsReads() {
+				keys = append(keys, c)
+			}
+		})
+		s.read(k, translate.OpList, "", user, keys)
 		return s.pass(k, a)
 	}
 	v := s.view(k, translate.OpList)
 	end := s.translating(k)
 	out := translate.AppendListOpen(k.out, k.client, v)
 	n := 0
-	ok := translate.ForEachInList(s.side, a.body, func(c translate.Cred) {
+	ok := translate.ForEachInList(s.side, a.Body, func(c translate.Cred) {
 		if c.Access == "" {
 			return
 		}
 		s.seen.add(c.Access)
+		if s.mirrorsReads() {
+			keys = append(keys, c)
+		}
 		if n > 0 {
 			out = append(out, ',')
 		}
@@ -363,6 +379,7 @@ func (s *Server) list(k *call) *translate.Error {
 		return translate.ErrBadGateway("upstream answered a list that is not a list")
 	}
 	k.out = translate.AppendListClose(out)
+	s.read(k, translate.OpList, "", user, keys)
 	return s.reply(k, http.StatusOK, k.out, a)
 }
 
@@ -373,7 +390,7 @@ func (s *Server) get(k *call) *translate.Error {
 	}
 	c, a, err := s.fetch(k, upID)
 	if err != nil {
-		if s.same(k) && a.status >= 400 {
+		if s.same(k) && a.Status >= 400 {
 			return s.pass(k, a)
 		}
 		return err
@@ -381,11 +398,14 @@ func (s *Server) get(k *call) *translate.Error {
 	if d := s.decide(k, c.UserID); !d.Allowed {
 		return s.deny(k)
 	}
-	if s.same(k) {
-		return s.pass(k, a)
-	}
 	if c.Access == "" {
 		c.Access = ak
+	}
+	if s.mirrorsReads() {
+		s.read(k, translate.OpGet, c.Access, "", []translate.Cred{c})
+	}
+	if s.same(k) {
+		return s.pass(k, a)
 	}
 	end := s.translating(k)
 	k.out = translate.AppendAnswer(k.out, k.client, s.view(k, translate.OpGet), c)
@@ -410,6 +430,14 @@ func (s *Server) update(k *call) *translate.Error {
 		a, err := s.send(k, method, s.keyPath(upID), "", k.body)
 		if err != nil {
 			return err
+		}
+		if a.Status == http.StatusOK && s.mirror != nil {
+			if got, ok := translate.ParseAnswer(s.side, a.Body); ok {
+				if got.Access == "" {
+					got.Access = ak
+				}
+				s.wrote(k, translate.OpUpdate, got)
+			}
 		}
 		return s.pass(k, a)
 
@@ -463,11 +491,11 @@ func (s *Server) update(k *call) *translate.Error {
 }
 
 // answerUpdate renders an upstream's update answer for a client of another dialect.
-func (s *Server) answerUpdate(k *call, a answer, ak string, req translate.Cred) *translate.Error {
-	if a.status != http.StatusOK {
+func (s *Server) answerUpdate(k *call, a upstream.Answer, ak string, req translate.Cred) *translate.Error {
+	if a.Status != http.StatusOK {
 		return s.upError(k, a)
 	}
-	got, ok := translate.ParseAnswer(s.side, a.body)
+	got, ok := translate.ParseAnswer(s.side, a.Body)
 	if !ok {
 		return translate.ErrBadGateway("upstream answered an update with something that is not a credential")
 	}
@@ -477,6 +505,7 @@ func (s *Server) answerUpdate(k *call, a answer, ak string, req translate.Cred) 
 	if !got.HasDescription && req.HasDescription {
 		got.Description, got.HasDescription = req.Description, true
 	}
+	s.wrote(k, translate.OpUpdate, got)
 	end := s.translating(k)
 	k.out = translate.AppendAnswer(k.out, k.client, s.view(k, translate.OpUpdate), got)
 	end()
@@ -515,14 +544,16 @@ func (s *Server) delete(k *call) *translate.Error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.authorize(k, upID, false); err != nil {
+	owner, err := s.authorize(k, upID, false)
+	if err != nil {
 		return err
 	}
 	a, err := s.send(k, http.MethodDelete, s.keyPath(upID), "", nil)
 	if err != nil {
 		return err
 	}
-	if a.status == http.StatusNoContent || a.status == http.StatusOK {
+	if a.Status == http.StatusNoContent || a.Status == http.StatusOK {
+		s.wrote(k, translate.OpDelete, translate.Cred{Access: ak, ID: upID, UserID: owner})
 		s.owners.Forget(k.ctx, upID)
 		if ak != "" {
 			s.seen.forget(ak)

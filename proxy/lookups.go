@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/credbridge/credbridge/translate"
+	"github.com/credbridge/credbridge/upstream"
 	"github.com/tidwall/gjson"
 )
 
@@ -51,16 +52,16 @@ func (s *Server) serveLookup(k *call, kind string, byID bool) *translate.Error {
 		return err
 	}
 	k.endPolicy(true, "identity look-up")
-	a, terr := s.idn.do(http.MethodGet, path, query, nil, k.token, k.reqID, s.traceHeaders(k, k.ctx))
+	a, terr := s.idn.Do(upstream.Request{Method: http.MethodGet, Path: path, Query: query, Token: k.token, RequestID: k.reqID, Trace: s.traceHeaders(k, k.ctx)})
 	k.keep(a)
 	if terr != nil {
 		return terr
 	}
 	switch {
-	case len(a.body) > 0 && gjson.ValidBytes(a.body) && (a.status == http.StatusOK || a.status >= 400):
-		return s.reply(k, a.status, a.body, answer{})
-	case a.status >= 400:
-		return translate.ParseUpstreamError(translate.SideKeystone, k.op, a.status, a.body)
+	case len(a.Body) > 0 && gjson.ValidBytes(a.Body) && (a.Status == http.StatusOK || a.Status >= 400):
+		return s.reply(k, a.Status, a.Body, upstream.Answer{})
+	case a.Status >= 400:
+		return translate.ParseUpstreamError(translate.SideKeystone, k.op, a.Status, a.Body)
 	}
 	return translate.ErrBadGateway("identity service answered with something that is not JSON")
 }

@@ -21,8 +21,8 @@ import (
 	"github.com/credbridge/credbridge/policy"
 	"github.com/credbridge/credbridge/telemetry"
 	"github.com/credbridge/credbridge/translate"
+	"github.com/credbridge/credbridge/upstream"
 	"github.com/labstack/echo/v4"
-	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -33,7 +33,7 @@ import (
 type Deps struct {
 	Validator policy.Validator
 	Rules     *policy.Rules
-	Tokens    TokenSource
+	Tokens    upstream.TokenSource
 	// Owners caches key owners (nil: in process, entries living cache.ttl).
 	Owners OwnerStore
 	Log    *slog.Logger
@@ -43,18 +43,20 @@ type Deps struct {
 	// AccessLog, when set, receives the access lines directly, encoded by hand
 	// (the same JSON shape slog writes, at a fraction of the cost); nil: through Log.
 	AccessLog io.Writer
+	// Mirror is told of the primary's writes and reads (migration); nil: off.
+	Mirror Mirror
 }
 
 // Server answers clients of both dialects in front of one upstream.
 type Server struct {
 	e    *echo.Echo
-	up   *upstream
+	up   *upstream.Client
 	side translate.Side
 	// idn forwards identity look-ups (nil when identity.lookups is off).
-	idn       *upstream
+	idn       *upstream.Client
 	validator policy.Validator
 	rules     *policy.Rules
-	tokens    TokenSource
+	tokens    upstream.TokenSource
 	owners    OwnerStore
 	seen      *seenKeys
 	maxBody   int64
@@ -62,20 +64,13 @@ type Server struct {
 	now       func() time.Time
 	tel       *telemetry.Telemetry
 	accessOut io.Writer
+	mirror    Mirror
 	inflight  atomic.Int64
 	maxFlight int64
 }
 
 // UpstreamSide maps the config's dialect and flavor to a side.
-func UpstreamSide(u config.Upstream) translate.Side {
-	switch {
-	case u.Dialect == "oscred":
-		return translate.SideOscred
-	case u.Flavor == "keystone":
-		return translate.SideKeystone
-	}
-	return translate.SideIBM
-}
+func UpstreamSide(u config.Upstream) translate.Side { return upstream.SideOf(u.Dialect, u.Flavor) }
 
 // New builds the server from a validated config.
 func New(cfg *config.Config, d Deps) (*Server, error) {
@@ -90,7 +85,7 @@ func New(cfg *config.Config, d Deps) (*Server, error) {
 		d.Rules = r
 	}
 	if d.Tokens == nil {
-		d.Tokens = Passthrough{}
+		d.Tokens = upstream.Passthrough{}
 	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
@@ -109,7 +104,7 @@ func New(cfg *config.Config, d Deps) (*Server, error) {
 		d.Telemetry = t
 	}
 	side := UpstreamSide(cfg.Upstream)
-	up, err := newUpstream("upstream", side, cfg.Upstream.URL, cfg.Upstream.Timeout, cfg.Upstream.MaxConns)
+	up, err := upstream.New(upstream.Options{Peer: "upstream", Side: side, URL: cfg.Upstream.URL, Timeout: cfg.Upstream.Timeout, MaxConns: cfg.Upstream.MaxConns})
 	if err != nil {
 		return nil, fmt.Errorf("upstream.url: %v", err)
 	}
@@ -127,9 +122,10 @@ func New(cfg *config.Config, d Deps) (*Server, error) {
 		tel:       d.Telemetry,
 		accessOut: d.AccessLog,
 		maxFlight: int64(cfg.Limits.MaxConcurrent),
+		mirror:    d.Mirror,
 	}
 	if cfg.Identity.Lookups == policy.LookupsForward {
-		if s.idn, err = newUpstream("identity service", translate.SideKeystone, cfg.Identity.URL, cfg.Identity.Timeout, identityLookupConns); err != nil {
+		if s.idn, err = upstream.New(upstream.Options{Peer: "identity service", Side: translate.SideKeystone, URL: cfg.Identity.URL, Timeout: cfg.Identity.Timeout, MaxConns: identityLookupConns}); err != nil {
 			return nil, fmt.Errorf("identity.url: %v", err)
 		}
 	}
@@ -149,7 +145,7 @@ func (s *Server) routes() *echo.Echo {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.routeError
 	for _, side := range []translate.Side{translate.SideOscred, translate.SideIBM, translate.SideKeystone} {
-		base := BasePath(side)
+		base := upstream.BasePath(side)
 		update := http.MethodPatch
 		if side == translate.SideOscred {
 			update = http.MethodPut
@@ -208,7 +204,7 @@ func (s *Server) routeError(err error, c echo.Context) {
 	s.writeError(c, side, requestID(c.Request()), e)
 }
 
-var noAnswer answer
+var noAnswer upstream.Answer
 
 // call is one client request on its way through the bridge.
 type call struct {
@@ -236,26 +232,26 @@ type call struct {
 	cacheSrc string
 	// answers hold upstream buffers until the client has its answer; a request
 	// makes at most three upstream calls (resolve, owner look-up, the call).
-	answers  [4]*fasthttp.Response
+	answers  [4]upstream.Answer
 	nanswers int
 }
 
 // keep holds a's buffers until release.
-func (k *call) keep(a answer) {
-	if a.resp == nil {
+func (k *call) keep(a upstream.Answer) {
+	if !a.Held() {
 		return
 	}
 	if k.nanswers == len(k.answers) {
 		return // cannot happen today; if it did, the GC takes it (never released while in use)
 	}
-	k.answers[k.nanswers] = a.resp
+	k.answers[k.nanswers] = a
 	k.nanswers++
 }
 
 func (k *call) release() {
 	for i := 0; i < k.nanswers; i++ {
-		fasthttp.ReleaseResponse(k.answers[i])
-		k.answers[i] = nil
+		k.answers[i].Release()
+		k.answers[i] = upstream.Answer{}
 	}
 	k.nanswers = 0
 }
@@ -396,7 +392,7 @@ func (s *Server) accessLog(k *call, status int, d time.Duration) {
 		attrs = append(attrs, slog.String("trace_id", tid))
 	}
 	if k.err != nil {
-		attrs = append(attrs, slog.String("error", k.err.Message))
+		attrs = append(attrs, slog.String("error", k.err.Detail()))
 	}
 	s.log.LogAttrs(k.ctx, slog.LevelInfo, "request", attrs...)
 }
@@ -436,7 +432,7 @@ func (s *Server) writeAccessLine(k *call, r *http.Request, status int, d time.Du
 	}
 	if k.err != nil {
 		b = append(b, `,"error":`...)
-		b = translate.AppendString(b, k.err.Message)
+		b = translate.AppendString(b, k.err.Detail())
 	}
 	b = append(b, "}\n"...)
 	_, _ = s.accessOut.Write(b)
@@ -549,13 +545,13 @@ var (
 
 // headers sets what every answer to side carries: X-Request-Id for oscred,
 // X-Trans-Id and X-Timestamp for ec2blob (the upstream's when it sent them).
-func (s *Server) headers(h http.Header, side translate.Side, reqID string, from answer) {
+func (s *Server) headers(h http.Header, side translate.Side, reqID string, from upstream.Answer) {
 	if side.Dialect == translate.Oscred {
 		h["X-Request-Id"] = []string{reqID}
 		return
 	}
-	if v := from.header("X-Trans-Id"); v != "" && validTransID(v) {
-		if ts := from.header("X-Timestamp"); ts != "" {
+	if v := from.Header("X-Trans-Id"); v != "" && validTransID(v) {
+		if ts := from.Header("X-Timestamp"); ts != "" {
 			h["X-Trans-Id"] = []string{v}
 			h["X-Timestamp"] = []string{ts}
 			return
@@ -619,7 +615,7 @@ func (s *Server) writeError(c echo.Context, side translate.Side, reqID string, e
 }
 
 // reply writes a success answer (or a same-dialect upstream answer) to the client.
-func (s *Server) reply(k *call, status int, body []byte, from answer) *translate.Error {
+func (s *Server) reply(k *call, status int, body []byte, from upstream.Answer) *translate.Error {
 	h := k.c.Response().Header()
 	s.headers(h, k.client, k.reqID, from)
 	if k.warn {

@@ -37,29 +37,55 @@ type Error struct {
 	Status  int
 	Code    Code
 	Message string
+	// cause is what went wrong underneath, for the operator: logged once at the
+	// edge (the access line's error field), never rendered to the client, since
+	// it may name internal addresses.
+	cause error
 }
 
 func (e *Error) Error() string { return e.Message }
 
+// WithCause keeps err as e's cause and returns e. e must be the caller's own
+// (the constructors below make a new one each time).
+func (e *Error) WithCause(err error) *Error {
+	e.cause = err
+	return e
+}
+
+// Unwrap is the cause (nil when none), so errors.Is and errors.As see through e.
+func (e *Error) Unwrap() error { return e.cause }
+
+// Detail is the message with its cause, for logs: never for a client.
+func (e *Error) Detail() string {
+	if e.cause == nil {
+		return e.Message
+	}
+	return e.Message + ": " + e.cause.Error()
+}
+
 // Errorf-free constructors keep the call sites short and the statuses consistent.
-func ErrBadBody(msg string) *Error      { return &Error{400, CodeBadBody, msg} }
-func ErrBadParam(msg string) *Error     { return &Error{400, CodeBadParam, msg} }
-func ErrUnauthorized(msg string) *Error { return &Error{401, CodeUnauthorized, msg} }
-func ErrForbidden(msg string) *Error    { return &Error{403, CodeForbidden, msg} }
-func ErrNotFound(msg string) *Error     { return &Error{404, CodeNotFound, msg} }
-func ErrMethod(msg string) *Error       { return &Error{405, CodeMethod, msg} }
-func ErrTooLarge(msg string) *Error     { return &Error{413, CodeTooLarge, msg} }
-func ErrMediaType(msg string) *Error    { return &Error{415, CodeMediaType, msg} }
-func ErrNotImpl(msg string) *Error      { return &Error{501, CodeNotImpl, msg} }
-func ErrBadGateway(msg string) *Error   { return &Error{502, CodeBadGateway, msg} }
-func ErrUnavailable(msg string) *Error  { return &Error{503, CodeUnavailable, msg} }
-func ErrTimeout(msg string) *Error      { return &Error{504, CodeTimeout, msg} }
+func ErrBadBody(msg string) *Error  { return &Error{Status: 400, Code: CodeBadBody, Message: msg} }
+func ErrBadParam(msg string) *Error { return &Error{Status: 400, Code: CodeBadParam, Message: msg} }
+func ErrUnauthorized(msg string) *Error {
+	return &Error{Status: 401, Code: CodeUnauthorized, Message: msg}
+}
+func ErrForbidden(msg string) *Error  { return &Error{Status: 403, Code: CodeForbidden, Message: msg} }
+func ErrNotFound(msg string) *Error   { return &Error{Status: 404, Code: CodeNotFound, Message: msg} }
+func ErrMethod(msg string) *Error     { return &Error{Status: 405, Code: CodeMethod, Message: msg} }
+func ErrTooLarge(msg string) *Error   { return &Error{Status: 413, Code: CodeTooLarge, Message: msg} }
+func ErrMediaType(msg string) *Error  { return &Error{Status: 415, Code: CodeMediaType, Message: msg} }
+func ErrNotImpl(msg string) *Error    { return &Error{Status: 501, Code: CodeNotImpl, Message: msg} }
+func ErrBadGateway(msg string) *Error { return &Error{Status: 502, Code: CodeBadGateway, Message: msg} }
+func ErrUnavailable(msg string) *Error {
+	return &Error{Status: 503, Code: CodeUnavailable, Message: msg}
+}
+func ErrTimeout(msg string) *Error { return &Error{Status: 504, Code: CodeTimeout, Message: msg} }
 
 // QuotaMessage is the text every quota error carries; Keystone's own wording.
 const QuotaMessage = "Unable to create additional credentials: quota exceeded (at most 2 permanent access keys per user)"
 
 // ErrQuota is the quota error; its status depends on who it is rendered for.
-func ErrQuota() *Error { return &Error{400, CodeQuota, QuotaMessage} }
+func ErrQuota() *Error { return &Error{Status: 400, Code: CodeQuota, Message: QuotaMessage} }
 
 // StatusFor is the HTTP status e is answered with to side s. Only the quota error
 // differs by side: oscred 400, ibm 409, keystone 403.

@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -192,4 +193,14 @@ func AppendTimestamp(dst []byte, now time.Time) []byte {
 	dst = strconv.AppendInt(dst, us/1e6, 10)
 	f := us % 1e6 / 10
 	return append(dst, '.', byte('0'+f/10000), byte('0'+f/1000%10), byte('0'+f/100%10), byte('0'+f/10%10), byte('0'+f%10))
+}
+
+// Clone copies c's strings out of whatever buffer they point into, so c can
+// outlive the answer it was read from.
+func (c Cred) Clone() Cred {
+	for _, p := range []*string{&c.Access, &c.Secret, &c.UserID, &c.ProjectID, &c.Description,
+		&c.CreateTime, &c.LastUseTime, &c.SubjectIBMID, &c.ID, &c.Type} {
+		*p = strings.Clone(*p)
+	}
+	return c
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/credbridge/credbridge/policy"
 	"github.com/credbridge/credbridge/proxy"
 	"github.com/credbridge/credbridge/translate"
+	"github.com/credbridge/credbridge/upstream"
 )
 
 // Tokens of the demo users.
@@ -257,7 +258,7 @@ func checkDialect(t testing.TB, side translate.Side, r *Resp, bothShapes bool) {
 }
 
 // Base is the collection path of a side.
-func Base(s translate.Side) string { return proxy.BasePath(s) }
+func Base(s translate.Side) string { return upstream.BasePath(s) }
 
 // KeyPath is the path naming ak for a client of side s.
 func KeyPath(s translate.Side, ak string) string { return Base(s) + "/" + s.ID(ak) }

@@ -1,0 +1,254 @@
+// Package upstream is the pooled client toward one backend: dialect paths, the
+// service credentials sent with each call (token, Keystone login), and transport
+// errors that keep their cause. proxy uses it for the client's request, migrate
+// for the secondary; it knows nothing of echo or of the client's dialect.
+package upstream
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/credbridge/credbridge/translate"
+	"github.com/valyala/fasthttp"
+)
+
+// MaxAnswerBytes bounds an upstream answer; a list of keys is small, anything
+// larger is garbage.
+const MaxAnswerBytes = 4 << 20
+
+// Options describe one backend.
+type Options struct {
+	// Peer names the backend in error messages ("upstream", "identity service").
+	Peer string
+	// Side is the dialect (and flavor) the backend speaks.
+	Side translate.Side
+	// URL is the base URL; dialect paths are appended to its path.
+	URL string
+	// Timeout bounds one call, connection wait included.
+	Timeout time.Duration
+	// MaxConns bounds the connections open to the backend.
+	MaxConns int
+	// TLS, when set, is the client TLS config (CA bundle, client certificate);
+	// nil: the system roots, the URL's host as server name.
+	TLS *tls.Config
+}
+
+// Client is the pooled client toward the backend. It is fasthttp's HostClient
+// rather than net/http's Transport: net/http hands every request to a write-loop
+// and a read-loop goroutine and flushed our request head and body in two
+// writes; HostClient writes the request in one go and reads the answer on the
+// caller's goroutine. On the benchmark's B2A path this was the largest single
+// cost after the syscalls themselves (docs/performance.md).
+type Client struct {
+	side    translate.Side
+	base    string // scheme://host[:port], for span attributes
+	prefix  string // the URL's path, prepended to dialect paths
+	host    string
+	scheme  string
+	hc      *fasthttp.HostClient
+	timeout time.Duration
+	peer    string
+}
+
+// Answer is what the backend said. Body and headers stay valid until Release.
+type Answer struct {
+	Status int
+	Body   []byte
+	resp   *fasthttp.Response
+}
+
+// Header returns an answer header ("" when absent or no answer).
+func (a Answer) Header(name string) string {
+	if a.resp == nil {
+		return ""
+	}
+	return string(a.resp.Header.Peek(name))
+}
+
+// Release returns the answer's buffers to the pool; Body is invalid after it.
+func (a Answer) Release() {
+	if a.resp != nil {
+		fasthttp.ReleaseResponse(a.resp)
+	}
+}
+
+// Held reports whether a holds pooled buffers (Release does something).
+func (a Answer) Held() bool { return a.resp != nil }
+
+// New builds the client for o.
+func New(o Options) (*Client, error) {
+	u, err := url.Parse(o.URL)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, errors.New("must be an http:// or https:// URL with a host")
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), map[bool]string{true: "443", false: "80"}[u.Scheme == "https"])
+	}
+	tc := o.TLS
+	if tc == nil {
+		tc = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
+	}
+	hc := &fasthttp.HostClient{
+		Addr:      addr,
+		Name:      "credbridge",
+		IsTLS:     u.Scheme == "https",
+		TLSConfig: tc,
+		MaxConns:  o.MaxConns,
+		// Past MaxConns a request waits for a free connection (within the
+		// call's deadline) instead of failing at once.
+		MaxConnWaitTimeout:            o.Timeout,
+		MaxIdleConnDuration:           90 * time.Second,
+		ReadTimeout:                   o.Timeout,
+		WriteTimeout:                  o.Timeout,
+		MaxResponseBodySize:           MaxAnswerBytes,
+		DisablePathNormalizing:        true, // paths are built from checked ids
+		DisableHeaderNamesNormalizing: false,
+		NoDefaultUserAgentHeader:      true,
+		// Retry only requests that cannot have changed anything twice, and only
+		// when the connection failed before an answer (a stale keep-alive).
+		MaxIdemponentCallAttempts: 2,
+		RetryIfErr: func(req *fasthttp.Request, attempts int, err error) (bool, bool) {
+			m := string(req.Header.Method())
+			idempotent := m == http.MethodGet || m == http.MethodDelete || m == http.MethodPut
+			return false, idempotent && attempts < 2 && connDropped(err)
+		},
+		Dial: func(addr string) (net.Conn, error) { return fasthttp.DialTimeout(addr, 5*time.Second) },
+	}
+	return &Client{
+		side: o.Side, base: u.Scheme + "://" + u.Host, prefix: strings.TrimRight(u.Path, "/"),
+		host: u.Host, scheme: u.Scheme, hc: hc, timeout: o.Timeout, peer: o.Peer,
+	}, nil
+}
+
+// Side is the dialect the backend speaks.
+func (c *Client) Side() translate.Side { return c.side }
+
+// Base is scheme://host[:port] of the backend.
+func (c *Client) Base() string { return c.base }
+
+// Host is host[:port] of the backend, as in its URL.
+func (c *Client) Host() string { return c.host }
+
+// BasePath is the collection path of a side.
+func BasePath(s translate.Side) string {
+	switch s {
+	case translate.SideOscred:
+		return "/v3.0/OS-CREDENTIAL/credentials"
+	case translate.SideKeystone:
+		return "/v3/credentials"
+	}
+	return "/credentials"
+}
+
+// KeyPath is the path of one key on side s, upID as that side names it.
+func KeyPath(s translate.Side, upID string) string { return BasePath(s) + "/" + upID }
+
+// Request is one call. Body nil means no body; the body buffer may be reused
+// once Do returns (the request is written by then).
+type Request struct {
+	Method, Path, Query string
+	Body                []byte
+	// Token is sent as X-Auth-Token ("" none).
+	Token string
+	// RequestID is sent as X-Request-Id ("" none).
+	RequestID string
+	// Trace headers (traceparent, tracestate) to send; nil none.
+	Trace http.Header
+}
+
+var (
+	hdrJSON       = []byte("application/json")
+	hdrOscredJSON = []byte("application/json;charset=utf8")
+)
+
+// Do sends one request and waits for the answer, which the caller releases.
+func (c *Client) Do(r Request) (Answer, *translate.Error) {
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	req.Header.SetMethod(r.Method)
+	uri := req.URI()
+	uri.SetScheme(c.scheme)
+	uri.SetHost(c.host) // fasthttp writes the Host header from the URI
+	uri.SetPath(c.prefix + r.Path)
+	if r.Query != "" {
+		uri.SetQueryString(r.Query)
+	}
+	req.Header.SetBytesV("Accept", hdrJSON)
+	if r.Token != "" {
+		req.Header.Set("X-Auth-Token", r.Token)
+	}
+	if r.RequestID != "" {
+		req.Header.Set("X-Request-Id", r.RequestID)
+	}
+	for k, v := range r.Trace {
+		if len(v) > 0 {
+			req.Header.Set(k, v[0])
+		}
+	}
+	if r.Body != nil {
+		if c.side.Dialect == translate.Oscred {
+			req.Header.SetContentTypeBytes(hdrOscredJSON)
+		} else {
+			req.Header.SetContentTypeBytes(hdrJSON)
+		}
+		req.SetBodyRaw(r.Body)
+	}
+	resp := fasthttp.AcquireResponse()
+	if err := c.hc.DoDeadline(req, resp, time.Now().Add(c.timeout)); err != nil {
+		fasthttp.ReleaseResponse(resp)
+		return Answer{}, c.transportError(err)
+	}
+	return Answer{Status: resp.StatusCode(), Body: resp.Body(), resp: resp}, nil
+}
+
+// connDropped: the connection closed before any answer (fasthttp reports io.EOF
+// to the retry hook and ErrConnectionClosed to the caller).
+func connDropped(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// transportError is the client's error for a call that got no answer; the
+// cause (dial refused, reset, the address) stays on it for the access line.
+func (c *Client) transportError(err error) *translate.Error {
+	peer := c.peer
+	var e *translate.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrNoFreeConns):
+		e = translate.ErrUnavailable("every " + peer + " connection stayed busy; retry shortly")
+	case errors.Is(err, fasthttp.ErrTimeout):
+		e = translate.ErrTimeout(peer + " did not answer in time")
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		e = translate.ErrBadGateway(peer + " answer too large")
+	default:
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			e = translate.ErrTimeout(peer + " did not answer in time")
+		} else {
+			e = translate.ErrBadGateway(peer + " unreachable")
+		}
+	}
+	return e.WithCause(err)
+}
+
+// SideOf maps a config's dialect and flavor to a side.
+func SideOf(dialect, flavor string) translate.Side {
+	switch {
+	case dialect == "oscred":
+		return translate.SideOscred
+	case flavor == "keystone":
+		return translate.SideKeystone
+	}
+	return translate.SideIBM
+}
