@@ -36,6 +36,10 @@ type Config struct {
 	Log         Log                   `yaml:"log"`
 	Debug       Debug                 `yaml:"debug"`
 	Runtime     Runtime               `yaml:"runtime"`
+	// PublicURL is the base URL clients reach the bridge at, for Keystone's
+	// links.self. Default "": http://<listen>. Never taken from a client's Host
+	// header (a client could point other clients' links anywhere).
+	PublicURL string `yaml:"public_url"`
 	// ShutdownTimeout is how long in-flight requests may finish after SIGTERM.
 	// Default 15s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`

@@ -18,23 +18,29 @@ import (
 )
 
 // traceHeaders are the trace headers of a call the bridge makes: with tracing
-// on, ctx's span as parent; off, the caller's own headers carried on (nil when
-// it sent none), so a trace still crosses the bridge.
+// on, ctx's span as parent; off, the caller's own trace context carried on when
+// it is valid W3C (nil when there is none), so a trace still crosses the bridge.
+// Nothing else of the client's reaches a backend: not baggage, not an
+// oversized or malformed traceparent.
 func (s *Server) traceHeaders(k *call, ctx context.Context) http.Header {
 	if s.tel.Tracing {
 		th := http.Header{}
 		s.tel.Propagator.Inject(ctx, propagation.HeaderCarrier(th))
+		for name := range th {
+			if name != "Traceparent" && name != "Tracestate" {
+				delete(th, name) // a configured baggage or vendor propagator
+			}
+		}
 		return th
 	}
 	in := k.c.Request().Header
-	if in["Traceparent"] == nil && in["Baggage"] == nil {
+	tp := in["Traceparent"]
+	if len(tp) != 1 || !translate.ValidTraceparent(tp[0]) {
 		return nil
 	}
-	th := http.Header{}
-	for _, h := range traceHeaders {
-		if v, ok := in[h]; ok {
-			th[h] = v
-		}
+	th := http.Header{"Traceparent": tp}
+	if ts := in["Tracestate"]; len(ts) == 1 && translate.ValidTracestate(ts[0]) {
+		th["Tracestate"] = ts
 	}
 	return th
 }
@@ -43,9 +49,13 @@ func (s *Server) traceHeaders(k *call, ctx context.Context) http.Header {
 func (s *Server) send(k *call, method, path, query string, body []byte) (upstream.Answer, *translate.Error) {
 	tok, err := s.tokens.UpstreamToken(k.ctx, k.token)
 	if err != nil {
-		s.log.Warn("no upstream credentials", "err", err.Error())
 		return upstream.Answer{}, translate.ErrUnavailable("cannot obtain upstream credentials; try again later").WithCause(err)
 	}
+	return s.sendAs(k, tok, method, path, query, body)
+}
+
+// sendAs calls the upstream with token tok.
+func (s *Server) sendAs(k *call, tok, method, path, query string, body []byte) (upstream.Answer, *translate.Error) {
 	reqID := ""
 	if s.side.Dialect == translate.Oscred {
 		reqID = k.reqID
@@ -84,8 +94,6 @@ var upstreamSpanNames = map[string]string{
 	http.MethodPatch: "upstream PATCH", http.MethodDelete: "upstream DELETE",
 }
 
-var traceHeaders = []string{"Traceparent", "Tracestate", "Baggage"}
-
 // translating opens a span around a translation when tracing is on.
 func (s *Server) translating(k *call) func() {
 	if !s.tel.Tracing {
@@ -119,6 +127,11 @@ func (s *Server) pass(k *call, a upstream.Answer) *translate.Error {
 		}
 		return translate.ErrBadGateway("upstream answered with something that is not JSON")
 	}
+	if s.side == translate.SideKeystone {
+		// The upstream's own address stays behind the bridge.
+		k.out = translate.RewriteLinks(k.out, a.Body, s.publicURL)
+		return s.reply(k, a.Status, k.out, a)
+	}
 	return s.reply(k, a.Status, a.Body, a)
 }
 
@@ -138,11 +151,7 @@ func (s *Server) view(k *call, op translate.Op) translate.View {
 		v.ProjectID = k.who.ProjectID
 	}
 	if k.client == translate.SideKeystone {
-		scheme := "http"
-		if k.c.Request().TLS != nil {
-			scheme = "https"
-		}
-		v.Links = scheme + "://" + k.c.Request().Host + upstream.BasePath(translate.SideKeystone)
+		v.Links = s.links // never from the client's Host header
 	}
 	return v
 }
@@ -424,7 +433,13 @@ func (s *Server) update(k *call) *translate.Error {
 	}
 	switch {
 	case s.same(k):
-		if _, err := s.authorize(k, upID, false); err != nil {
+		// The body goes as the client sent it (scanned: it has one reading), so
+		// a user_id in it must be the key's owner, as on every update path.
+		owner, err := s.authorize(k, upID, k.req.HasUserID)
+		if err != nil {
+			return err
+		}
+		if err := noMove(k, owner); err != nil {
 			return err
 		}
 		a, err := s.send(k, method, s.keyPath(upID), "", k.body)
@@ -530,8 +545,8 @@ func (s *Server) authorize(k *call, upID string, force bool) (string, *translate
 	return owner, nil
 }
 
-// noMove refuses an ec2blob update naming another user than the key's owner:
-// an update must not move a key.
+// noMove refuses an update naming another user than the key's owner: an
+// update must not move a key.
 func noMove(k *call, owner string) *translate.Error {
 	if k.req.HasUserID && k.req.UserID != owner {
 		return translate.ErrBadParam("user_id differs from the key's owner: an update cannot move a key")
@@ -566,8 +581,8 @@ func (s *Server) delete(k *call) *translate.Error {
 	return s.upError(k, a)
 }
 
-// securityTokens passes temporary-key requests to an oscred upstream; ec2blob
-// has no counterpart.
+// securityTokens passes temporary-key requests to an oscred upstream, with the
+// caller's own token whatever upstream.auth says; ec2blob has no counterpart.
 func (s *Server) securityTokens(k *call) *translate.Error {
 	if s.side != translate.SideOscred {
 		return translate.ErrNotImpl("temporary access keys have no counterpart on this upstream")
@@ -578,13 +593,15 @@ func (s *Server) securityTokens(k *call) *translate.Error {
 	if err := s.readBody(k, k.c.Request()); err != nil {
 		return err
 	}
-	if !gjson.ValidBytes(k.body) || !gjson.ParseBytes(k.body).IsObject() {
-		return translate.ErrBadBody("request body must be a JSON object")
+	if err := translate.ScanBody(k.body); err != nil {
+		return err
 	}
 	if err := s.authenticate(k); err != nil {
 		return err
 	}
-	a, err := s.send(k, http.MethodPost, "/v3.0/OS-CREDENTIAL/securitytokens", "", k.body)
+	// Always the caller's own token: with the service token the upstream
+	// would issue the service account's temporary keys to this caller.
+	a, err := s.sendAs(k, k.token, http.MethodPost, "/v3.0/OS-CREDENTIAL/securitytokens", "", k.body)
 	if err != nil {
 		return err
 	}

@@ -86,14 +86,22 @@ func isJSONType(ct string) bool {
 	return strings.EqualFold(strings.TrimSpace(mt), "application/json")
 }
 
-// readToken takes the caller's token: missing or not a token at all is 401,
-// before anything is sent anywhere.
+// readToken takes the caller's token: missing, sent twice, or not a token at
+// all (a list "a, b" included: no spaces or commas) is 401, before anything is
+// sent anywhere.
 func (k *call) readToken() *translate.Error {
-	k.token = k.c.Request().Header.Get("X-Auth-Token")
+	vals := k.c.Request().Header["X-Auth-Token"]
+	if len(vals) > 1 {
+		// Which one would a backend read? Neither is used.
+		return translate.ErrUnauthorized("X-Auth-Token must be sent once")
+	}
+	if len(vals) == 1 {
+		k.token = vals[0]
+	}
 	if k.token == "" {
 		return translate.ErrUnauthorized("X-Auth-Token is required")
 	}
-	if !policy.ValidTokenSyntax(k.token) {
+	if !policy.ValidTokenSyntax(k.token) || strings.IndexByte(k.token, ',') >= 0 {
 		return translate.ErrUnauthorized("X-Auth-Token is malformed")
 	}
 	return nil

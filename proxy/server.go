@@ -24,6 +24,7 @@ import (
 	"github.com/credbridge/credbridge/upstream"
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -65,8 +66,11 @@ type Server struct {
 	tel       *telemetry.Telemetry
 	accessOut io.Writer
 	mirror    Mirror
-	inflight  atomic.Int64
-	maxFlight int64
+	// publicURL is the bridge's base URL for clients (no trailing slash);
+	// links is its Keystone credentials collection, for links.self.
+	publicURL, links string
+	inflight         atomic.Int64
+	maxFlight        int64
 }
 
 // UpstreamSide maps the config's dialect and flavor to a side.
@@ -123,7 +127,9 @@ func New(cfg *config.Config, d Deps) (*Server, error) {
 		accessOut: d.AccessLog,
 		maxFlight: int64(cfg.Limits.MaxConcurrent),
 		mirror:    d.Mirror,
+		publicURL: publicURL(cfg.PublicURL, cfg.Listen),
 	}
+	s.links = s.publicURL + upstream.BasePath(translate.SideKeystone)
 	if cfg.Identity.Lookups == policy.LookupsForward {
 		if s.idn, err = upstream.New(upstream.Options{Peer: "identity service", Side: translate.SideKeystone, URL: cfg.Identity.URL, Timeout: cfg.Identity.Timeout, MaxConns: identityLookupConns}); err != nil {
 			return nil, fmt.Errorf("identity.url: %v", err)
@@ -131,6 +137,14 @@ func New(cfg *config.Config, d Deps) (*Server, error) {
 	}
 	s.e = s.routes()
 	return s, nil
+}
+
+// publicURL is the configured public URL, else one made from the listen address.
+func publicURL(configured, listen string) string {
+	if configured != "" {
+		return strings.TrimRight(configured, "/")
+	}
+	return "http://" + listen
 }
 
 // identityLookupConns bounds the connections for identity look-ups (a CLI's
@@ -283,7 +297,9 @@ func (s *Server) serverSpan(k *call, name string, attrs ...attribute.KeyValue) t
 		return nil
 	}
 	r := k.c.Request()
-	k.ctx = s.tel.Propagator.Extract(k.ctx, propagation.HeaderCarrier(r.Header))
+	// The caller's trace continues; its baggage does not (a client must not be
+	// able to put headers on the bridge's calls to its backends).
+	k.ctx = baggage.ContextWithoutBaggage(s.tel.Propagator.Extract(k.ctx, propagation.HeaderCarrier(r.Header)))
 	// All attributes at the start, in one slice: a later SetAttributes would
 	// grow the span's slice again.
 	all := append([]attribute.KeyValue{attribute.String("http.request.method", r.Method),

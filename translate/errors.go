@@ -156,7 +156,8 @@ func AppendError(dst []byte, s Side, e *Error) []byte {
 // ParseUpstreamError reads an upstream error answer of side s with HTTP status and
 // maps it to a neutral Error, accepting either error shape (Keystone or Huawei
 // gateway). op matters for the quota mapping: ec2blob 409 on create is a quota
-// error; oscred 400 akSkNumExceed is one too.
+// error; oscred akSkNumExceed is one too, as error_code or as the Keystone
+// shape's error.message.
 func ParseUpstreamError(s Side, op Op, status int, body []byte) *Error {
 	msg, code := "", ""
 	if len(body) > 0 && gjson.ValidBytes(body) {
@@ -183,7 +184,7 @@ func ParseUpstreamError(s Side, op Op, status int, body []byte) *Error {
 	}
 	e := &Error{Status: status, Message: msg}
 	switch {
-	case s.Dialect == Oscred && status == 400 && code == "akSkNumExceed",
+	case s.Dialect == Oscred && status >= 400 && status < 500 && (code == "akSkNumExceed" || strings.Contains(msg, "akSkNumExceed")),
 		s == SideIBM && status == 409 && op == OpCreate,
 		s == SideKeystone && status == 403 && op == OpCreate && strings.Contains(msg, "Unable to create additional credentials"):
 		e.Code = CodeQuota

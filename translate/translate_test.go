@@ -221,6 +221,8 @@ func TestParseUpstreamError(t *testing.T) {
 	}{
 		{"oscred quota to ibm", SideOscred, OpCreate, 400, `{"error_code":"akSkNumExceed","error_msg":"limit"}`, SideIBM, 409, CodeQuota},
 		{"oscred quota to keystone", SideOscred, OpCreate, 400, `{"error_code":"akSkNumExceed","error_msg":"limit"}`, SideKeystone, 403, CodeQuota},
+		{"oscred quota in the Keystone shape", SideOscred, OpCreate, 400, `{"error":{"code":400,"title":"Bad Request","message":"akSkNumExceed"}}`, SideIBM, 409, CodeQuota},
+		{"oscred quota in the Keystone shape, said at length", SideOscred, OpCreate, 400, `{"error":{"code":400,"message":"akSkNumExceed: the user has 2 keys"}}`, SideKeystone, 403, CodeQuota},
 		{"ibm 409 on create to oscred", SideIBM, OpCreate, 409, `{"error":{"code":409,"message":"max"}}`, SideOscred, 400, CodeQuota},
 		{"keystone quota to oscred", SideKeystone, OpCreate, 403, `{"error":{"code":403,"message":"Unable to create additional credentials, maximum"}}`, SideOscred, 400, CodeQuota},
 		{"keystone plain 403 stays", SideKeystone, OpCreate, 403, `{"error":{"code":403,"message":"You are not authorized"}}`, SideOscred, 403, CodeForbidden},

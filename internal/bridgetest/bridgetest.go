@@ -37,6 +37,8 @@ type Env struct {
 	Identity *emulator.Identity
 	// Upstream counts what reached the backend; Store is its state.
 	Upstream interface{ Requests() int64 }
+	// Received is every request the upstream got, as it got it.
+	Received *Recorder
 	Store    *emulator.Store
 	UpSide   translate.Side
 	Cfg      *config.Config
@@ -64,7 +66,8 @@ func Start(t testing.TB, up translate.Side, mutate func(*config.Config), deps ..
 		b := emulator.NewEC2Blob(e.Dir, up == translate.SideKeystone)
 		e.Upstream, e.Store, upH = b, b.Store, b.Handler()
 	}
-	upSrv := httptest.NewServer(upH)
+	e.Received = &Recorder{}
+	upSrv := httptest.NewServer(e.Received.Wrap(upH))
 	t.Cleanup(upSrv.Close)
 	e.IDURL, e.UpURL = idSrv.URL, upSrv.URL
 	env := []string{"CREDBRIDGE_UPSTREAM_URL=" + upSrv.URL, "CREDBRIDGE_IDENTITY_URL=" + idSrv.URL}
@@ -295,4 +298,48 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// Seen is one request as a backend received it.
+type Seen struct {
+	Method, Path, RawQuery string
+	Header                 http.Header
+	Body                   []byte
+}
+
+// Recorder keeps every request a backend receives.
+type Recorder struct {
+	mu   sync.Mutex
+	seen []Seen
+}
+
+// Wrap records each request, then lets h answer it.
+func (r *Recorder) Wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		req.Body = io.NopCloser(strings.NewReader(string(body)))
+		r.mu.Lock()
+		r.seen = append(r.seen, Seen{Method: req.Method, Path: req.URL.Path, RawQuery: req.URL.RawQuery, Header: req.Header.Clone(), Body: body})
+		r.mu.Unlock()
+		h.ServeHTTP(w, req)
+	})
+}
+
+// All is what was received so far.
+func (r *Recorder) All() []Seen {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Seen(nil), r.seen...)
+}
+
+// Writes counts the requests received that could change something (anything
+// but GET and HEAD).
+func (r *Recorder) Writes() int {
+	n := 0
+	for _, s := range r.All() {
+		if s.Method != http.MethodGet && s.Method != http.MethodHead {
+			n++
+		}
+	}
+	return n
 }
