@@ -114,7 +114,7 @@ func Build(cfg *config.Config, o Options, stats *policy.CacheStats) (*Built, err
 		}
 		tokens = upstream.NewKeystoneLogin(cfg.Upstream.Auth.Keystone, pw, cfg.Identity.Timeout)
 	}
-	b.Proxy, err = proxy.New(cfg, proxy.Deps{Validator: b.Cache, Owners: b.Cache.Owners(cfg.Upstream.URL), Rules: rules, Tokens: tokens, Log: log, Telemetry: tel, AccessLog: o.AccessLog})
+	b.Proxy, err = proxy.New(proxy.OptionsFrom(cfg), proxy.Deps{Validator: b.Cache, Owners: b.Cache.Owners(cfg.Upstream.URL), Rules: rules, Tokens: tokens, Log: log, Telemetry: tel, AccessLog: o.AccessLog})
 	if err != nil {
 		b.Close()
 		return nil, err

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -48,9 +49,10 @@ func TestUpdateSpanTree(t *testing.T) {
 		name           string
 		client, up     translate.Side
 		method, upVerb string
+		route          string
 	}{
-		{"ec2blob to oscred", translate.SideIBM, translate.SideOscred, "PATCH", "PUT"},
-		{"oscred to ec2blob", translate.SideOscred, translate.SideIBM, "PUT", "PATCH"},
+		{"ec2blob to oscred", translate.SideIBM, translate.SideOscred, "PATCH", "PUT", "/credentials/{id}"},
+		{"oscred to ec2blob", translate.SideOscred, translate.SideIBM, "PUT", "PATCH", "/v3.0/OS-CREDENTIAL/credentials/{id}"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -79,12 +81,14 @@ func TestUpdateSpanTree(t *testing.T) {
 				}
 				byName[s.Name] = s
 			}
-			server, ok := byName["credbridge update"]
+			// OpenTelemetry's HTTP conventions: "{method} {route}".
+			server, ok := byName[tc.method+" "+tc.route]
 			if !ok || server.SpanKind != trace.SpanKindServer || server.Parent.SpanID().String() != clientSpan {
 				t.Fatalf("server span missing or not a child of the client's: %+v", names(spans))
 			}
 			for k, want := range map[string]string{"credbridge.client_dialect": tc.client.String(), "credbridge.upstream_dialect": tc.up.String(),
-				"credbridge.op": "update", "http.response.status_code": "200"} {
+				"credbridge.op": "update", "http.response.status_code": "200", "http.request.method": tc.method,
+				"url.scheme": "http", "url.path": bt.KeyPath(tc.client, ak)} {
 				if got := attr(server, k); got != want {
 					t.Fatalf("server span %s = %q, want %q", k, got, want)
 				}
@@ -97,9 +101,19 @@ func TestUpdateSpanTree(t *testing.T) {
 			if id := byName["identity validate"]; id.Parent.SpanID() != pol.SpanContext.SpanID() {
 				t.Fatalf("identity span not under policy: %v", names(spans))
 			}
-			for _, n := range []string{"translate", "upstream GET", "upstream " + tc.upVerb} {
+			for _, n := range []string{"translate", "GET", tc.upVerb} {
 				if s, ok := byName[n]; !ok || s.Parent.SpanID() != server.SpanContext.SpanID() {
 					t.Fatalf("span %q missing or misplaced: %v", n, names(spans))
+				}
+			}
+			// The client span names its peer as the conventions do: a host and a
+			// port, and the full URL apart.
+			up := byName[tc.upVerb]
+			host, port, _ := net.SplitHostPort(strings.TrimPrefix(c.upURL, "http://"))
+			for k, want := range map[string]string{"server.address": host, "server.port": port, "http.request.method": tc.upVerb,
+				"url.full": c.upURL + bt.KeyPath(tc.up, ak), "http.response.status_code": "200"} {
+				if got := attr(up, k); got != want {
+					t.Fatalf("client span %s = %q, want %q", k, got, want)
 				}
 			}
 			for _, p := range c.seenParents() {
@@ -253,18 +267,25 @@ func TestLookupSpanAndPropagation(t *testing.T) {
 	}
 	var server *tracetest.SpanStub
 	spans := exp.GetSpans()
+	var client *tracetest.SpanStub
 	for i, s := range spans {
-		if s.Name == "credbridge lookup users" {
+		switch s.Name {
+		case "GET /v3/users/{id}":
 			server = &spans[i]
+		case "GET":
+			client = &spans[i]
 		}
 	}
 	if server == nil || server.SpanKind != trace.SpanKindServer || server.SpanContext.TraceID().String() != clientTrace ||
 		server.Parent.SpanID().String() != clientSpan || attr(*server, "http.response.status_code") != "200" {
 		t.Fatalf("no server span for the look-up in the client's trace: %v", names(spans))
 	}
+	if client == nil || client.SpanKind != trace.SpanKindClient || client.Parent.SpanID() != server.SpanContext.SpanID() {
+		t.Fatalf("no client span for the call to the identity service: %v", names(spans))
+	}
 	mu.Lock()
 	defer mu.Unlock()
-	want := "00-" + clientTrace + "-" + server.SpanContext.SpanID().String() + "-01"
+	want := "00-" + clientTrace + "-" + client.SpanContext.SpanID().String() + "-01"
 	if len(parents) != 1 || parents[0] != want {
 		t.Fatalf("identity service got traceparent %v, want %s", parents, want)
 	}

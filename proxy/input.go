@@ -2,19 +2,30 @@ package proxy
 
 import (
 	"io"
-	"net/http"
 	"net/url"
 	"strings"
 
-	"github.com/credbridge/credbridge/policy"
 	"github.com/credbridge/credbridge/translate"
 )
 
+// checked serves a key operation once its input has passed every check and
+// the caller's token has been turned into an identity.
+func (s *Server) checked(op func(*call) *translate.Error) func(*call) *translate.Error {
+	return func(k *call) *translate.Error {
+		if err := s.checkInput(k); err != nil {
+			return err
+		}
+		if err := s.authenticate(k); err != nil {
+			return err
+		}
+		return op(k)
+	}
+}
+
 // checkInput applies every check of dialects.md "Input checks" that needs no
 // identity: a request failing one never reaches the identity service or the
-// upstream. buf is a pooled buffer the body is read into.
-func (s *Server) checkInput(k *call, buf []byte) *translate.Error {
-	k.body = buf
+// upstream.
+func (s *Server) checkInput(k *call) *translate.Error {
 	r := k.c.Request()
 	if k.op == translate.OpGet || k.op == translate.OpUpdate || k.op == translate.OpDelete {
 		if strings.IndexByte(k.id, '/') >= 0 { // echo's last parameter spans segments
@@ -38,7 +49,7 @@ func (s *Server) checkInput(k *call, buf []byte) *translate.Error {
 	if k.op != translate.OpCreate && k.op != translate.OpUpdate {
 		return nil
 	}
-	if err := s.readBody(k, r); err != nil {
+	if err := s.readBody(k); err != nil {
 		return err
 	}
 	req, err := translate.ParseRequest(k.client, k.op, k.body)
@@ -49,8 +60,9 @@ func (s *Server) checkInput(k *call, buf []byte) *translate.Error {
 	return s.checkCross(k)
 }
 
-// readBody reads a bounded JSON body.
-func (s *Server) readBody(k *call, r *http.Request) *translate.Error {
+// readBody reads a bounded JSON body into k's pooled buffer.
+func (s *Server) readBody(k *call) *translate.Error {
+	r := k.c.Request()
 	if !isJSONType(r.Header.Get("Content-Type")) {
 		return translate.ErrMediaType("Content-Type must be application/json")
 	}
@@ -84,27 +96,6 @@ func (s *Server) readBody(k *call, r *http.Request) *translate.Error {
 func isJSONType(ct string) bool {
 	mt, _, _ := strings.Cut(ct, ";")
 	return strings.EqualFold(strings.TrimSpace(mt), "application/json")
-}
-
-// readToken takes the caller's token: missing, sent twice, or not a token at
-// all (a list "a, b" included: no spaces or commas) is 401, before anything is
-// sent anywhere.
-func (k *call) readToken() *translate.Error {
-	vals := k.c.Request().Header["X-Auth-Token"]
-	if len(vals) > 1 {
-		// Which one would a backend read? Neither is used.
-		return translate.ErrUnauthorized("X-Auth-Token must be sent once")
-	}
-	if len(vals) == 1 {
-		k.token = vals[0]
-	}
-	if k.token == "" {
-		return translate.ErrUnauthorized("X-Auth-Token is required")
-	}
-	if !policy.ValidTokenSyntax(k.token) || strings.IndexByte(k.token, ',') >= 0 {
-		return translate.ErrUnauthorized("X-Auth-Token is malformed")
-	}
-	return nil
 }
 
 // readFilters checks list filters. Unknown parameters are not forwarded.

@@ -52,8 +52,8 @@ func (s *Server) serveLookup(k *call, kind string, byID bool) *translate.Error {
 		return err
 	}
 	k.endPolicy(true, "identity look-up")
-	a, terr := s.idn.Do(upstream.Request{Method: http.MethodGet, Path: path, Query: query, Token: k.token, RequestID: k.reqID, Trace: s.traceHeaders(k, k.ctx)})
-	k.keep(a)
+	// The caller's own token: the identity service's policy decides what it sees.
+	a, terr := s.sendTo(k, s.idn, k.token, http.MethodGet, path, query, nil)
 	if terr != nil {
 		return terr
 	}

@@ -229,3 +229,17 @@ func codeForStatus(status int) Code {
 	}
 	return CodeInternal
 }
+
+var codeNames = [...]string{CodeNone: "none", CodeBadBody: "bad_body", CodeBadParam: "bad_param",
+	CodeUnauthorized: "unauthorized", CodeForbidden: "forbidden", CodeNotFound: "not_found", CodeMethod: "method",
+	CodeConflict: "conflict", CodeTooLarge: "too_large", CodeMediaType: "media_type", CodeQuota: "quota",
+	CodeRateLimited: "rate_limited", CodeInternal: "internal", CodeNotImpl: "not_implemented",
+	CodeBadGateway: "bad_gateway", CodeUnavailable: "unavailable", CodeTimeout: "timeout"}
+
+// String is the code's dialect-neutral name (audit reasons, error.type).
+func (c Code) String() string {
+	if int(c) < len(codeNames) {
+		return codeNames[c]
+	}
+	return "unknown"
+}

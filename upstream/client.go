@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -251,4 +252,20 @@ func SideOf(dialect, flavor string) translate.Side {
 		return translate.SideKeystone
 	}
 	return translate.SideIBM
+}
+
+// Hostname is the backend's host without the port.
+func (c *Client) Hostname() string {
+	h, _, err := net.SplitHostPort(c.hc.Addr)
+	if err != nil {
+		return c.hc.Addr
+	}
+	return h
+}
+
+// Port is the backend's port number.
+func (c *Client) Port() int {
+	_, p, _ := net.SplitHostPort(c.hc.Addr)
+	n, _ := strconv.Atoi(p)
+	return n
 }

@@ -92,7 +92,7 @@ func Start(t testing.TB, up translate.Side, mutate func(*config.Config), deps ..
 		d = deps[0]
 	}
 	d.Validator = policy.NewIdentityClient(cfg.Identity, "", nil)
-	e.Proxy, err = proxy.New(cfg, d)
+	e.Proxy, err = proxy.New(proxy.OptionsFrom(cfg), d)
 	if err != nil {
 		t.Fatal(err)
 	}
