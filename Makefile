@@ -61,7 +61,7 @@ latency: build bench-deps
 	bench/latency.sh ./$(BIN) 1000,2500,5000 5s
 
 ## floor: the ceiling — Go's HTTP servers doing none of the bridge's work
-## (cmd/credbridge-floor) next to the nginx+Lua peer and credbridge, in one run
+## (bench/cmd/credbridge-floor) next to the nginx+Lua peer and credbridge, in one run
 floor: build bench-deps
 	bench/floor.sh ./$(BIN)
 

@@ -112,7 +112,8 @@ func Build(cfg *config.Config, o Options, stats *policy.CacheStats) (*Built, err
 		if err != nil {
 			return nil, fmt.Errorf("upstream.auth.keystone.password_file: %v", err)
 		}
-		tokens = upstream.NewKeystoneLogin(cfg.Upstream.Auth.Keystone, pw, cfg.Identity.Timeout)
+		ks := cfg.Upstream.Auth.Keystone
+		tokens = upstream.NewKeystoneLogin(upstream.Account{URL: ks.URL, UserName: ks.UserName, UserDomain: ks.UserDomain, ProjectID: ks.ProjectID}, pw, cfg.Identity.Timeout)
 	}
 	b.Proxy, err = proxy.New(proxy.OptionsFrom(cfg), proxy.Deps{Validator: b.Cache, Owners: b.Cache.Owners(cfg.Upstream.URL), Rules: rules, Tokens: tokens, Log: log, Telemetry: tel, AccessLog: o.AccessLog})
 	if err != nil {

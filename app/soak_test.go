@@ -24,8 +24,8 @@ import (
 
 	"github.com/credbridge/credbridge/config"
 	"github.com/credbridge/credbridge/emulator"
-	bt "github.com/credbridge/credbridge/internal/bridgetest"
-	"github.com/credbridge/credbridge/internal/redistest"
+	bt "github.com/credbridge/credbridge/internal/testing/bridgetest"
+	"github.com/credbridge/credbridge/internal/testing/redistest"
 	"github.com/credbridge/credbridge/translate"
 )
 

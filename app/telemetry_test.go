@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	bt "github.com/credbridge/credbridge/internal/bridgetest"
+	bt "github.com/credbridge/credbridge/internal/testing/bridgetest"
 	"github.com/credbridge/credbridge/telemetry"
 	"github.com/credbridge/credbridge/translate"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"

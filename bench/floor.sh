@@ -4,7 +4,7 @@
 #   bench/floor.sh ./bin/credbridge [duration]
 # Drives each target like ../shared/bench/run.sh (wrk -t1 -c32, the B2A PATCH):
 #   nginx-lua-B2A            the peer (before and after the rest; the ratios use the mean)
-#   floor-nethttp / -fasthttp cmd/credbridge-floor on net/http's server (echo's) or
+#   floor-nethttp / -fasthttp bench/cmd/credbridge-floor on net/http's server (echo's) or
 #                            fasthttp's: one fixed oscred PUT per request, nothing else
 #   credbridge-B2A           the bridge with ../shared/bench/credbridge-bench.yaml
 # each with Go's choice of procs and with GOMAXPROCS=1. Machines are shared and
@@ -18,7 +18,7 @@ W=$(mktemp -d)
 start_fixtures "$W" || exit 1
 P=""
 trap '[ -n "$P" ] && kill $P 2>/dev/null; stop_fixtures "$W"; sleep 0.3; rm -rf "$W"' EXIT
-(cd "$HERE/.." && go build -o "$W/floor" ./cmd/credbridge-floor) || exit 1
+(cd "$HERE/.." && go build -o "$W/floor" ./bench/cmd/credbridge-floor) || exit 1
 sleep 0.5
 ticks() { # user+sys clock ticks of processes and their children
   local t=0 p

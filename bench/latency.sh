@@ -12,7 +12,7 @@ W=$(mktemp -d)
 start_fixtures "$W" || exit 1
 "$BIN" serve --config "$SHARED/credbridge-bench.yaml" >"$W/cb.log" 2>&1 & CB=$!
 trap 'kill $CB 2>/dev/null; stop_fixtures "$W"; sleep 0.3; rm -rf "$W"' EXIT
-(cd "$HERE/.." && go build -o "$W/load" ./cmd/credbridge-load) || exit 1
+(cd "$HERE/.." && go build -o "$W/load" ./bench/cmd/credbridge-load) || exit 1
 sleep 1
 PATCH='{"credential":{"blob":{"access":"LOSZM4YRVLKOY9ABCDEF","secret":"secretKey","status":"Inactive"},"project_id":"731fc6f265cd486d900f16e84c5cb594","type":"ec2","user_id":"07609fb9358010e21f7bc00375"}}'
 PUT='{"credential":{"status":"inactive","description":"IAMDescription"}}'

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	bt "github.com/credbridge/credbridge/internal/bridgetest"
+	bt "github.com/credbridge/credbridge/internal/testing/bridgetest"
 	"github.com/credbridge/credbridge/translate"
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"testing"
 
-	bt "github.com/credbridge/credbridge/internal/bridgetest"
+	bt "github.com/credbridge/credbridge/internal/testing/bridgetest"
 	"github.com/credbridge/credbridge/translate"
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/sdkerr"
 	iam "github.com/huaweicloud/huaweicloud-sdk-go-v3/services/iam/v3"

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/credbridge/credbridge/emulator"
-	"github.com/credbridge/credbridge/internal/redistest"
+	"github.com/credbridge/credbridge/internal/testing/redistest"
 	"github.com/credbridge/credbridge/policy"
 )
 

@@ -10,7 +10,7 @@ import (
 
 	"github.com/credbridge/credbridge/config"
 	"github.com/credbridge/credbridge/emulator"
-	bt "github.com/credbridge/credbridge/internal/bridgetest"
+	bt "github.com/credbridge/credbridge/internal/testing/bridgetest"
 	"github.com/credbridge/credbridge/proxy"
 	"github.com/credbridge/credbridge/telemetry"
 	"github.com/credbridge/credbridge/translate"

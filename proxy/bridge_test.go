@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/credbridge/credbridge/emulator"
-	bt "github.com/credbridge/credbridge/internal/bridgetest"
+	bt "github.com/credbridge/credbridge/internal/testing/bridgetest"
 	"github.com/credbridge/credbridge/proxy"
 	"github.com/credbridge/credbridge/translate"
 )

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/credbridge/credbridge/config"
-	bt "github.com/credbridge/credbridge/internal/bridgetest"
+	bt "github.com/credbridge/credbridge/internal/testing/bridgetest"
 	"github.com/credbridge/credbridge/translate"
 )
 

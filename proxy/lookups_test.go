@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/credbridge/credbridge/config"
-	bt "github.com/credbridge/credbridge/internal/bridgetest"
+	bt "github.com/credbridge/credbridge/internal/testing/bridgetest"
 	"github.com/credbridge/credbridge/policy"
 	"github.com/credbridge/credbridge/translate"
 	"github.com/tidwall/gjson"

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	bt "github.com/credbridge/credbridge/internal/bridgetest"
+	bt "github.com/credbridge/credbridge/internal/testing/bridgetest"
 	"github.com/credbridge/credbridge/translate"
 )
 

@@ -1,7 +1,6 @@
 package translate
 
 import (
-	"net/http"
 	"strings"
 	"unsafe"
 
@@ -93,15 +92,15 @@ func (e *Error) StatusFor(s Side) int {
 	if e.Code == CodeQuota {
 		switch s {
 		case SideIBM:
-			return http.StatusConflict
+			return 409
 		case SideKeystone:
-			return http.StatusForbidden
+			return 403
 		}
-		return http.StatusBadRequest
+		return 400
 	}
-	if s.Dialect == Oscred && e.Status == http.StatusMethodNotAllowed && e.Code != CodeMethod {
+	if s.Dialect == Oscred && e.Status == 405 && e.Code != CodeMethod {
 		// ec2blob's 405 means "no privileges on the account": oscred calls that 403.
-		return http.StatusForbidden
+		return 403
 	}
 	return e.Status
 }
@@ -140,7 +139,7 @@ func AppendError(dst []byte, s Side, e *Error) []byte {
 	dst = append(dst, `{"error":{"code":`...)
 	dst = appendInt(dst, status)
 	dst = append(dst, `,"title":`...)
-	dst = appendString(dst, http.StatusText(status))
+	dst = appendString(dst, StatusText(status))
 	dst = append(dst, `,"message":`...)
 	dst = appendString(dst, e.Message)
 	dst = append(dst, '}')
@@ -174,7 +173,7 @@ func ParseUpstreamError(s Side, op Op, status int, body []byte) *Error {
 		}
 	}
 	if msg == "" {
-		msg = http.StatusText(status)
+		msg = StatusText(status)
 		if msg == "" {
 			msg = "upstream error"
 		}
@@ -243,3 +242,16 @@ func (c Code) String() string {
 	}
 	return "unknown"
 }
+
+// statusTexts are the reason phrases of the statuses the bridge answers with
+// (RFC 9110's), kept here so translate needs no net/http.
+var statusTexts = map[int]string{
+	200: "OK", 201: "Created", 204: "No Content",
+	400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+	406: "Not Acceptable", 408: "Request Timeout", 409: "Conflict", 410: "Gone", 412: "Precondition Failed",
+	413: "Request Entity Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Entity", 429: "Too Many Requests",
+	500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
+}
+
+// StatusText is the reason phrase of an HTTP status ("" when unknown), as net/http's.
+func StatusText(status int) string { return statusTexts[status] }

@@ -2,6 +2,7 @@ package translate
 
 import (
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -274,5 +275,13 @@ func TestNewKeyPair(t *testing.T) {
 	}
 	if ak2, _ := NewKeyPair(); ak2 == ak {
 		t.Fatal("two key pairs alike")
+	}
+}
+
+func TestStatusTextAsNetHTTP(t *testing.T) {
+	for code := range statusTexts {
+		if got, want := StatusText(code), http.StatusText(code); got != want {
+			t.Errorf("StatusText(%d) = %q, net/http says %q", code, got, want)
+		}
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/credbridge/credbridge/config"
 	"github.com/tidwall/gjson"
 )
 
@@ -38,7 +37,7 @@ func (t StaticToken) UpstreamToken(context.Context, string) (string, error) { re
 // token, and renews it before it expires. One login runs at a time; callers during
 // a renewal wait for it rather than stampeding the identity service.
 type KeystoneLogin struct {
-	cfg      config.Keystone
+	cfg      Account
 	password string
 	hc       *http.Client
 	now      func() time.Time
@@ -52,8 +51,18 @@ type serviceToken struct {
 	expires, renewAt time.Time
 }
 
+// Account is the service user a KeystoneLogin logs in as
+// (upstream.auth.keystone, migration.secondary.auth.keystone).
+type Account struct {
+	// URL of the identity service; /v3/auth/tokens is appended.
+	URL                  string
+	UserName, UserDomain string
+	// ProjectID scopes the token ("" unscoped).
+	ProjectID string
+}
+
 // NewKeystoneLogin builds the source; password is the content of password_file.
-func NewKeystoneLogin(cfg config.Keystone, password string, timeout time.Duration) *KeystoneLogin {
+func NewKeystoneLogin(cfg Account, password string, timeout time.Duration) *KeystoneLogin {
 	return &KeystoneLogin{cfg: cfg, password: password, hc: &http.Client{Timeout: timeout}, now: time.Now}
 }
 

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credbridge/credbridge/config"
 	"github.com/credbridge/credbridge/emulator"
 )
 
@@ -29,7 +28,7 @@ func TestKeystoneLoginOneAtATimeAndRenewed(t *testing.T) {
 		h.ServeHTTP(w, r)
 	}))
 	defer srv.Close()
-	k := NewKeystoneLogin(config.Keystone{URL: srv.URL, UserName: "credbridge", UserDomain: "demo"}, "svc-pass", time.Second)
+	k := NewKeystoneLogin(Account{URL: srv.URL, UserName: "credbridge", UserDomain: "demo"}, "svc-pass", time.Second)
 	now := time.Now()
 	k.now = func() time.Time { return now }
 
@@ -87,7 +86,7 @@ func TestKeystoneLoginOneAtATimeAndRenewed(t *testing.T) {
 		t.Fatalf("%d login attempts after the back-off, want 1", n)
 	}
 	srv.Close()
-	bad := NewKeystoneLogin(config.Keystone{URL: srv.URL, UserName: "credbridge"}, "wrong", time.Second)
+	bad := NewKeystoneLogin(Account{URL: srv.URL, UserName: "credbridge"}, "wrong", time.Second)
 	if _, err := bad.UpstreamToken(context.Background(), "caller"); err == nil {
 		t.Fatal("login against a dead identity service succeeded")
 	}

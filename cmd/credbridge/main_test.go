@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/credbridge/credbridge/emulator"
-	bt "github.com/credbridge/credbridge/internal/bridgetest"
+	bt "github.com/credbridge/credbridge/internal/testing/bridgetest"
 )
 
 var bin string

@@ -1,5 +1,5 @@
 // Command credbridge-load sends requests at fixed rates to one URL and prints a
-// RESULT line per rate with p50/p99/p99.9 latency (see internal/loadgen).
+// RESULT line per rate with p50/p99/p99.9 latency (see bench/loadgen).
 // For loopback benchmarking of the bridge and its peers only.
 package main
 
@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/credbridge/credbridge/internal/loadgen"
+	"github.com/credbridge/credbridge/bench/loadgen"
 )
 
 type headers []string
