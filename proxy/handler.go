@@ -30,7 +30,10 @@ func (rt *route) opLabel() string {
 	return rt.op.String()
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+var (
+	bufPool  = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+	callPool = sync.Pool{New: func() any { return new(call) }}
+)
 
 // putBuf returns a pooled buffer unless it grew past what is worth keeping.
 func putBuf(p *[]byte, b []byte) {
@@ -48,22 +51,27 @@ func (s *Server) handle(rt route, serve func(*call) *translate.Error) echo.Handl
 		start := time.Now()
 		r := c.Request()
 		in, out := bufPool.Get().(*[]byte), bufPool.Get().(*[]byte)
-		k := call{ctx: r.Context(), c: c, rt: &rt, client: rt.side, op: rt.op, id: c.Param("id"),
+		// Pooled: serve is called through a func value, so the call would
+		// otherwise escape to the heap on every request.
+		k := callPool.Get().(*call)
+		*k = call{ctx: r.Context(), c: c, rt: &rt, client: rt.side, op: rt.op, id: c.Param("id"),
 			reqID: requestID(r), body: (*in)[:0], out: (*out)[:0]}
-		span := s.serverSpan(&k)
+		span := s.serverSpan(k)
 		s.tel.Metrics.Begin()
-		err := s.limited(&k, serve)
+		err := s.limited(k, serve)
 		if err != nil {
 			k.err = err
 			s.writeError(c, rt.side, k.reqID, err)
 		}
 		status, d := c.Response().Status, time.Since(start)
 		s.tel.Metrics.End(k.ctx, rt.side, s.side, rt.op, status, d)
-		endServerSpan(&k, span, status)
-		s.accessLog(&k, status, d)
+		endServerSpan(k, span, status)
+		s.accessLog(k, status, d)
 		k.release()
 		putBuf(in, k.body)
 		putBuf(out, k.out)
+		*k = call{} // nothing of this request lingers in the pool
+		callPool.Put(k)
 		return nil
 	}
 }
