@@ -78,7 +78,8 @@ Demo tokens: demo-admin-token (secu_admin), demo-alice-token and demo-bob-token
 
 # oscred client: create a key for alice as the admin (the only answer with a secret)
 curl -s -X POST %[1]s/v3.0/OS-CREDENTIAL/credentials -H 'X-Auth-Token: demo-admin-token' \
-  -H 'Content-Type: application/json;charset=utf8' -d '{"credential":{"user_id":"u-alice","description":"demo"}}'
+  -H 'Content-Type: application/json;charset=utf8' -d '{"credential":{"user_id":"u-alice","description":"demo"}}' | tee demo-key.json; echo
+AK=$(grep -o '"access":"[A-Z0-9]*"' demo-key.json | cut -d'"' -f4); echo "AK=$AK"
 
 # oscred client: alice lists her keys (no secrets)
 curl -s %[1]s/v3.0/OS-CREDENTIAL/credentials -H 'X-Auth-Token: demo-alice-token'
@@ -86,20 +87,24 @@ curl -s %[1]s/v3.0/OS-CREDENTIAL/credentials -H 'X-Auth-Token: demo-alice-token'
 # ec2blob (IBM) client against the same oscred backend: alice's keys with blobs
 curl -s '%[1]s/credentials?user_id=u-alice' -H 'X-Auth-Token: demo-alice-token'
 
-# ec2blob (IBM) client: deactivate a key (put an AK from above in both places)
-curl -s -X PATCH %[1]s/credentials/AK -H 'X-Auth-Token: demo-alice-token' -H 'Content-Type: application/json' \
-  -d '{"credential":{"blob":{"access":"AK","status":"Inactive"},"type":"ec2","user_id":"u-alice"}}'
+# ec2blob (IBM) client: deactivate the key
+curl -s -X PATCH %[1]s/credentials/$AK -H 'X-Auth-Token: demo-alice-token' -H 'Content-Type: application/json' \
+  -d '{"credential":{"blob":{"access":"'$AK'","status":"Inactive"},"type":"ec2","user_id":"u-alice"}}'
 
 # Keystone client: the same key by its sha256 id
-curl -s %[1]s/v3/credentials/$(printf AK | sha256sum | cut -d' ' -f1) -H 'X-Auth-Token: demo-alice-token'
+curl -s %[1]s/v3/credentials/$(printf %%s "$AK" | sha256sum | cut -d' ' -f1) -H 'X-Auth-Token: demo-alice-token'
 
 # bob may not touch alice's key (403, in the client's dialect)
-curl -s -X DELETE %[1]s/v3.0/OS-CREDENTIAL/credentials/AK -H 'X-Auth-Token: demo-bob-token'
+curl -s -X DELETE %[1]s/v3.0/OS-CREDENTIAL/credentials/$AK -H 'X-Auth-Token: demo-bob-token'
+
+# alice deletes it (204), which leaves her two-key quota free for the README's examples
+curl -s -o /dev/null -w '%%{http_code}\n' -X DELETE %[1]s/v3.0/OS-CREDENTIAL/credentials/$AK -H 'X-Auth-Token: demo-alice-token'
 
 # python-openstackclient, unchanged (Debian: python3-openstackclient)
 export OS_AUTH_TYPE=admin_token OS_ENDPOINT=%[1]s/v3 OS_TOKEN=demo-alice-token
-openstack credential create --type ec2 --project p-alice u-alice '{"description":"from osc"}'
+ID=$(openstack credential create --type ec2 --project p-alice u-alice '{"description":"from osc"}' -f value -c id)
 openstack credential list --user u-alice
+openstack credential delete "$ID"
 
 Ctrl-C stops everything.
 `, b, up, idn, admin)
