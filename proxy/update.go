@@ -30,14 +30,20 @@ func (s *Server) updateMethod() string {
 	return http.MethodPatch
 }
 
-// updateSame forwards the scanned body (one reading); a user_id in it must be
-// the key's owner, as on every update path.
-func (s *Server) updateSame(k *call, upID, ak string) *translate.Error {
+// authorizeUpdate decides an update whose body goes upstream as the client
+// wrote it: the owner is looked up when the body names one, which must be it.
+func (s *Server) authorizeUpdate(k *call, upID string) *translate.Error {
 	owner, err := s.authorize(k, upID, k.req.HasUserID)
 	if err != nil {
 		return err
 	}
-	if err := noMove(k, owner); err != nil {
+	return noMove(k, owner)
+}
+
+// updateSame forwards the scanned body (one reading); a user_id in it must be
+// the key's owner, as on every update path.
+func (s *Server) updateSame(k *call, upID, ak string) *translate.Error {
+	if err := s.authorizeUpdate(k, upID); err != nil {
 		return err
 	}
 	a, err := s.send(k, s.updateMethod(), s.keyPath(upID), "", k.body)
@@ -58,11 +64,7 @@ func (s *Server) updateSame(k *call, upID, ak string) *translate.Error {
 // updateToOscred: an ec2blob client's update becomes status and description
 // (all oscred stores; checkCross refused bodies with neither).
 func (s *Server) updateToOscred(k *call, upID, ak string) *translate.Error {
-	owner, err := s.authorize(k, upID, k.req.HasUserID)
-	if err != nil {
-		return err
-	}
-	if err := noMove(k, owner); err != nil {
+	if err := s.authorizeUpdate(k, upID); err != nil {
 		return err
 	}
 	a, err := s.send(k, s.updateMethod(), s.keyPath(upID), "", translate.AppendRequest(make([]byte, 0, 128), s.side, translate.OpUpdate, k.req))

@@ -134,20 +134,28 @@ func (sc *scanner) array(depth int) bool {
 		if !sc.value(depth) {
 			return false
 		}
-		sc.space()
-		if sc.i >= len(sc.s) {
-			return false
-		}
-		switch sc.s[sc.i] {
-		case ',':
-			sc.i++
-		case ']':
-			sc.i++
-			return true
-		default:
-			return false
+		if more, ok := sc.after(']'); !more {
+			return ok
 		}
 	}
+}
+
+// after reads what follows an element or member: ',' (more to come) or the
+// closing byte (done); anything else is not JSON.
+func (sc *scanner) after(closing byte) (more, ok bool) {
+	sc.space()
+	if sc.i >= len(sc.s) {
+		return false, false
+	}
+	switch sc.s[sc.i] {
+	case ',':
+		sc.i++
+		return true, true
+	case closing:
+		sc.i++
+		return false, true
+	}
+	return false, false
 }
 
 // object scans an object and compares its member names.
@@ -183,18 +191,8 @@ func (sc *scanner) object(depth int) bool {
 		if !sc.value(depth) {
 			return false
 		}
-		sc.space()
-		if sc.i >= len(sc.s) {
-			return false
-		}
-		switch sc.s[sc.i] {
-		case ',':
-			sc.i++
-		case '}':
-			sc.i++
-			return true
-		default:
-			return false
+		if more, ok := sc.after('}'); !more {
+			return ok
 		}
 	}
 }
