@@ -1,8 +1,10 @@
 package deploy_test
 
 import (
+	"io"
 	"maps"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path"
@@ -244,87 +246,206 @@ func TestComposeBridgeConfig(t *testing.T) {
 	}
 }
 
-// The emulators' health checks, run as compose runs them inside each
-// container (the same binary, the same arguments) against the emulators
-// started with their services' commands, on loopback addresses standing in
-// for the compose network's: healthy while they serve, not once stopped.
-func TestComposeEmulatorHealth(t *testing.T) {
-	c := loadCompose(t)
-	st := stages(t, "../Dockerfile")
-	bin := builtBinary(t)
-	copied := copiedBinary(t, st[len(st)-1])
-	addrs := map[string]string{} // "service:port" -> loopback stand-in
-	var emulators []string
-	for _, name := range credbridgeServices(c) {
-		s := c.Services[name]
-		if i := slices.Index(s.Command, "--listen"); len(s.Command) > 0 && s.Command[0] == "emulate" && i > 0 {
-			_, port := hostOf(t, s.Command[i+1])
-			addrs[name+":"+strconv.Itoa(port)] = freeAddr(t)
-			emulators = append(emulators, name)
-		}
-	}
-	if len(emulators) < 2 {
-		t.Fatalf("want the identity and backend emulators, found %v", emulators)
-	}
-	ref := regexp.MustCompile(`(//|^)([a-z][a-z0-9-]*:[0-9]+)`) // service:port, in a URL or alone
-	local := func(name, a string) string {
-		a = ref.ReplaceAllStringFunc(a, func(m string) string {
-			pre, hp := "", m
-			if strings.HasPrefix(m, "//") {
-				pre, hp = "//", m[2:]
-			}
-			if l, ok := addrs[hp]; ok {
-				return pre + l
-			}
-			return m
-		})
-		// In its own container a service is 0.0.0.0 / 127.0.0.1 to itself.
-		for k, l := range addrs {
-			if svc, port, _ := strings.Cut(k, ":"); svc == name {
-				a = strings.NewReplacer("0.0.0.0:"+port, l, "127.0.0.1:"+port, l).Replace(a)
+// stack stands in for the compose network on loopback: every service:port
+// the compose file names (in a URL, a listen address, a health check) gets a
+// free loopback address, and each service reaches its own ports on it.
+type stack struct {
+	c     composeFile
+	addrs map[string]string // "service:port" -> 127.0.0.1:N
+	procs []*exec.Cmd
+}
+
+var (
+	serviceRef = regexp.MustCompile(`(//|^)([a-z][a-z0-9-]*):([0-9]+)`)
+	ownPort    = regexp.MustCompile(`(?:^0\.0\.0\.0|//127\.0\.0\.1):([0-9]+)`) // a service's own listener
+)
+
+func newStack(t *testing.T, c composeFile) *stack {
+	t.Helper()
+	s := &stack{c: c, addrs: map[string]string{}}
+	note := func(name, v string) {
+		if m := serviceRef.FindStringSubmatch(v); m != nil {
+			if _, ok := c.Services[m[2]]; ok && s.addrs[m[2]+":"+m[3]] == "" {
+				s.addrs[m[2]+":"+m[3]] = freeAddr(t)
 			}
 		}
-		return a
+		if m := ownPort.FindStringSubmatch(v); m != nil && s.addrs[name+":"+m[1]] == "" {
+			s.addrs[name+":"+m[1]] = freeAddr(t)
+		}
 	}
-	var probes [][]string
-	var running []*exec.Cmd
-	for _, name := range emulators {
-		s := c.Services[name]
-		args := make([]string, len(s.Command))
-		for i, a := range s.Command {
-			args[i] = local(name, a)
+	for name, svc := range c.Services {
+		all := append(append(slices.Clone(svc.Command), svc.Entrypoint...), slices.Collect(maps.Values(svc.Environment))...)
+		if svc.Healthcheck != nil {
+			all = append(all, svc.Healthcheck.Test...)
 		}
-		cmd := exec.Command(bin, args...)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
+		for _, v := range all {
+			note(name, v)
 		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		test := s.Healthcheck.Test
-		if len(test) < 3 || test[0] != "CMD" || test[1] != copied {
-			t.Fatalf("%s: health check %v does not run the image's %s", name, test, copied)
-		}
-		probe := make([]string, len(test)-2)
-		for i, a := range test[2:] {
-			probe[i] = local(name, a)
-		}
-		if slices.Equal(probe, test[2:]) {
-			t.Fatalf("%s: health check %v does not ask the emulator's own port", name, test)
-		}
-		if !eventually(func() bool { return exec.Command(bin, probe...).Run() == nil }) {
-			out, _ := exec.Command(bin, probe...).CombinedOutput()
-			t.Fatalf("%s: health check %v fails against the running emulator: %s", name, probe, out)
-		}
-		probes = append(probes, probe)
-		running = append(running, cmd)
 	}
-	for _, cmd := range running {
+	return s
+}
+
+// local is v as service name would see it on the loopback stand-in.
+func (s *stack) local(name, v string) string {
+	v = serviceRef.ReplaceAllStringFunc(v, func(m string) string {
+		pre, hp := "", m
+		if strings.HasPrefix(m, "//") {
+			pre, hp = "//", m[2:]
+		}
+		if l, ok := s.addrs[hp]; ok {
+			return pre + l
+		}
+		return m
+	})
+	for k, l := range s.addrs {
+		if svc, port, _ := strings.Cut(k, ":"); svc == name {
+			v = strings.NewReplacer("0.0.0.0:"+port, l, "127.0.0.1:"+port, l).Replace(v)
+		}
+	}
+	return v
+}
+
+func (s *stack) localAll(name string, vs []string) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = s.local(name, v)
+	}
+	return out
+}
+
+// start runs bin args with exactly env (a container inherits nothing).
+func (s *stack) start(t *testing.T, bin string, args, env []string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	s.procs = append(s.procs, cmd)
+}
+
+func (s *stack) stop() {
+	for _, cmd := range s.procs {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	}
-	for i, probe := range probes {
-		if exec.Command(bin, probe...).Run() == nil {
-			t.Errorf("%s: health check passes with the emulator stopped", emulators[i])
+}
+
+// healthy waits for service name's health check, run as compose runs it in
+// the container (the image's binary stands in for CMD credbridge, the host's
+// redis-cli for the redis image's), to pass; it returns the check.
+func (s *stack) healthy(t *testing.T, name, bin, copied string, env []string) *exec.Cmd {
+	t.Helper()
+	test := s.c.Services[name].Healthcheck.Test
+	if len(test) < 2 || test[0] != "CMD" {
+		t.Fatalf("%s: health check %v is not the exec form", name, test)
+	}
+	var argv []string
+	switch test[1] {
+	case copied:
+		argv = append([]string{bin}, s.localAll(name, test[2:])...)
+	case "redis-cli":
+		_, port, _ := strings.Cut(s.addrs[name+":6379"], ":")
+		argv = append([]string{"redis-cli", "-p", port}, test[2:]...)
+	default:
+		t.Fatalf("%s: health check %v runs neither the image's %s nor redis-cli", name, test, copied)
+	}
+	check := func() *exec.Cmd { c := exec.Command(argv[0], argv[1:]...); c.Env = env; return c }
+	if !eventually(func() bool { out, err := check().Output(); return err == nil && !strings.Contains(string(out), "ERR") }) {
+		out, _ := check().CombinedOutput()
+		t.Fatalf("%s: health check %v never passes: %s", name, argv, out)
+	}
+	return check()
+}
+
+// The compose stack, run without Docker: Redis, the emulators and the bridge
+// started with their services' commands and environment (the image's files,
+// the cache key made by the cache-key script), each health check passing once
+// its service serves and failing once it stopped, and a README request
+// through the bridge answered by the backend behind it.
+func TestComposeStack(t *testing.T) {
+	c := loadCompose(t)
+	st := stages(t, "../Dockerfile")
+	bin, copied := builtBinary(t), copiedBinary(t, st[len(st)-1])
+	s := newStack(t, c)
+	if _, ok := s.addrs["redis:6379"]; !ok {
+		t.Fatalf("nothing reaches redis:6379 (%v)", s.addrs)
+	}
+	_, redisPort, _ := strings.Cut(s.addrs["redis:6379"], ":")
+	s.start(t, "redis-server", append(slices.Clone(c.Services["redis"].Command[1:]), "--bind", "127.0.0.1", "--port", redisPort), nil)
+	checks := map[string]*exec.Cmd{"redis": s.healthy(t, "redis", bin, copied, nil)}
+	for _, name := range []string{"identity", "backend"} {
+		svc := c.Services[name]
+		for dep := range svc.DependsOn {
+			if checks[dep] == nil {
+				t.Fatalf("%s depends on %s, started after it here", name, dep)
+			}
 		}
+		s.start(t, bin, s.localAll(name, svc.Command), nil)
+		checks[name] = s.healthy(t, name, bin, copied, nil)
+	}
+
+	ct := bridgeContainer(t, c)
+	args, env, _ := ct.layout(t)
+	env = s.localAll("bridge", env)
+	s.start(t, bin, args, env)
+	// The image's HEALTHCHECK, in the bridge's environment.
+	hc := healthcheckCmd(t, st)
+	if len(hc) < 1 || hc[0] != copied {
+		t.Fatalf("image HEALTHCHECK %v does not run %s", hc, copied)
+	}
+	probe := func() *exec.Cmd { p := exec.Command(bin, hc[1:]...); p.Env = env; return p }
+	if !eventually(func() bool { return probe().Run() == nil }) {
+		out, _ := probe().CombinedOutput()
+		t.Fatalf("the bridge's HEALTHCHECK never passes: %s", out)
+	}
+	checks["bridge"] = probe()
+
+	listen, _ := ct.lookupEnv("CREDBRIDGE_LISTEN")
+	createThroughBridge(t, s.local("bridge", listen))
+	// The token the bridge validated is cached in Redis under its HMAC.
+	out, err := exec.Command("redis-cli", "-p", redisPort, "--scan").Output()
+	if err != nil || len(strings.Fields(string(out))) == 0 || strings.Contains(string(out), "demo-alice-token") {
+		t.Errorf("Redis after a request through the bridge holds %q (%v): want the cached token, keyed by its HMAC", out, err)
+	}
+
+	s.stop()
+	for name, cmd := range checks {
+		if cmd.Run() == nil {
+			t.Errorf("%s: health check passes with the service stopped", name)
+		}
+	}
+}
+
+// healthcheckCmd is the runtime stage's HEALTHCHECK CMD [...], options
+// (--interval=...) dropped.
+func healthcheckCmd(t *testing.T, st [][]instr) []string {
+	t.Helper()
+	hc := strings.Join(find(st[len(st)-1], "HEALTHCHECK"), " ")
+	_, cmd, ok := strings.Cut(hc, "CMD [")
+	if !ok {
+		t.Fatalf("HEALTHCHECK %q: want CMD [...]", hc)
+	}
+	return jsonArgs(t, "["+cmd)
+}
+
+// createThroughBridge sends the README's first create (ec2blob, Alice) to the
+// bridge at addr: the backend behind it makes the key.
+func createThroughBridge(t *testing.T, addr string) {
+	t.Helper()
+	body := `{"credential":{"user_id":"u-alice","type":"ec2","blob":{"description":"laptop"}}}`
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/credentials", strings.NewReader(body))
+	req.Header.Set("X-Auth-Token", "demo-alice-token")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusCreated || !strings.Contains(string(b), `"access":"`) {
+		t.Fatalf("create through the compose bridge: %d %s", resp.StatusCode, b)
 	}
 }
 

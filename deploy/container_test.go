@@ -89,11 +89,20 @@ func (c *container) configPath() string {
 
 // effective loads the config this container's `credbridge serve` runs with,
 // through the product's own loader (file, CREDBRIDGE_* overrides, defaults,
-// validation, secret files read). The container's filesystem is laid out
-// under a temporary root and every path it holds, in the config file and the
-// environment, is moved under that root; a path the container does not hold
-// is left alone and fails as it would in the container.
+// validation, secret files read), over the container's files laid out.
 func (c *container) effective(t *testing.T) (*config.Config, error) {
+	t.Helper()
+	_, env, file := c.layout(t)
+	return config.Load(file, env)
+}
+
+// layout writes the container's filesystem under a temporary root and moves
+// every path it holds, in the config file, the arguments and the
+// environment, under that root; a path the container does not hold is left
+// alone and fails as it would in the container. It returns the arguments and
+// environment to run the binary with, and the config file it resolves ("":
+// none).
+func (c *container) layout(t *testing.T) (args, env []string, file string) {
 	t.Helper()
 	root := t.TempDir()
 	c.root = root
@@ -116,22 +125,24 @@ func (c *container) effective(t *testing.T) (*config.Config, error) {
 		}
 		return s
 	}
-	env := make([]string, len(c.env))
-	for i, kv := range c.env {
-		env[i] = reroot(kv)
+	for _, a := range c.args {
+		args = append(args, reroot(a))
+	}
+	for _, kv := range c.env {
+		env = append(env, reroot(kv))
 	}
 	p := c.configPath()
 	if p == "" {
-		return config.Load("", env)
+		return args, env, ""
 	}
 	if _, ok := c.files[p]; !ok {
 		t.Fatalf("the config file %s is not in the container (files: %v)", p, slices.Sorted(maps.Keys(c.files)))
 	}
-	local := filepath.Join(root, p)
-	if err := os.WriteFile(local, []byte(reroot(string(c.files[p]))), 0o600); err != nil {
+	file = filepath.Join(root, p)
+	if err := os.WriteFile(file, []byte(reroot(string(c.files[p]))), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return config.Load(local, env)
+	return args, env, file
 }
 
 // instr is one Dockerfile instruction.
