@@ -9,7 +9,6 @@
 package deploy_test
 
 import (
-	"bytes"
 	"os"
 	"path"
 	"regexp"
@@ -290,19 +289,4 @@ func containerPort(t *testing.T, c corev1.Container, name string) int32 {
 	}
 	t.Fatalf("container %s has no port %s", c.Name, name)
 	return 0
-}
-
-// readYAML is a file's first document, for the tests that read files whole.
-func readYAML(t *testing.T, path string, v any) {
-	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d, _, found := bytes.Cut(raw, []byte("\n---")); found {
-		raw = d
-	}
-	if err := yaml.Unmarshal(raw, v); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
 }
