@@ -186,7 +186,11 @@ func TestGateway(t *testing.T) {
 	checkPodShape(t, m, d)
 	checkLabels(t, m, "app.kubernetes.io/version")
 	pods := labels.Set(d.Spec.Template.Labels)
-	for _, sel := range []map[string]string{d.Spec.Selector.MatchLabels, m.services[0].Spec.Selector, m.services[1].Spec.Selector, m.pdbs[0].Spec.Selector.MatchLabels} {
+	sels := []map[string]string{d.Spec.Selector.MatchLabels, m.services[0].Spec.Selector, m.services[1].Spec.Selector, m.pdbs[0].Spec.Selector.MatchLabels}
+	for _, c := range d.Spec.Template.Spec.TopologySpreadConstraints {
+		sels = append(sels, c.LabelSelector.MatchLabels)
+	}
+	for _, sel := range sels {
 		if len(sel) == 0 || !selectorOf(sel).Matches(pods) {
 			t.Errorf("selector %v does not select the pods %v", sel, pods)
 		}
