@@ -5,6 +5,8 @@ BIN     := bin/credbridge
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+# The one image tag: deploy/compose.yaml and deploy/k8s/*/kustomization.yaml pull it.
+IMAGE   ?= credbridge:dev
 # apt-get as root (CI, containers) or through sudo (a developer's machine).
 APT     := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 FUZZTIME ?= 15s
@@ -30,19 +32,23 @@ deps:
 	  $(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq $$missing >/dev/null; }
 
 ## test: install what is missing, then vet and run every test with the race detector;
-## compat/ (its own module) drives the bridge with gophercloud and Huawei's Go SDK
+## compat/ (its own module) drives the bridge with gophercloud and Huawei's Go SDK;
+## deploy/ (its own module, so the product lists no Kubernetes module) checks the
+## Dockerfile, compose file and kustomizations
 test: deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 	cd compat && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+	cd deploy && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 
-## lint: gofmt, go vet and staticcheck (pinned) over both modules and the soak build
+## lint: gofmt, go vet and staticcheck (pinned) over the three modules and the soak build
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 lint:
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./... && $(GO) vet -tags soak ./app
 	$(GO) run $(STATICCHECK) ./... && $(GO) run $(STATICCHECK) -tags soak ./app
 	cd compat && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
+	cd deploy && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 
 ## bench-deps: nginx with Lua and wrk for the side-by-side run
 bench-deps:
@@ -77,8 +83,9 @@ fuzz:
 soak: deps
 	SOAK_DURATION=$(SOAK_DURATION) $(GO) test -tags soak -run '^TestSoak$$' -count=1 -v -timeout 40m ./app
 
+## image: the container image, as $(IMAGE), with VERSION and COMMIT baked in
 image:
-	docker build -t credbridge:$(VERSION) .
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMAGE) .
 
 clean:
 	rm -rf bin

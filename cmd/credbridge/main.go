@@ -36,6 +36,7 @@ const usage = `usage:
   credbridge emulate oscred|ec2blob|identity --listen ADDR [--flavor ibm|keystone] [--users FILE] [--identity URL]
   credbridge check-config [--config FILE] validate and print the effective config, secrets masked
   credbridge healthcheck [--config FILE]  exit 0 when the admin listener's /healthz answers 200 (for container HEALTHCHECK)
+  credbridge healthcheck --url URL        exit 0 when URL answers below 500 (the emulators' compose health check)
   credbridge version
 `
 
@@ -268,7 +269,11 @@ func emulate(args []string) error {
 
 // healthcheck asks the admin listener of the configured bridge whether it lives;
 // distroless images have no curl.
+// --url probes any HTTP server instead (the emulators, which have no /healthz).
 func healthcheck(args []string) error {
+	if len(args) == 2 && args[0] == "--url" {
+		return probe(args[1], func(code int) bool { return code < 500 })
+	}
 	cfg, _, err := loadConfig(args, "healthcheck")
 	if err != nil {
 		return err
@@ -280,14 +285,18 @@ func healthcheck(args []string) error {
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}
+	return probe("http://"+net.JoinHostPort(host, port)+"/healthz", func(code int) bool { return code == http.StatusOK })
+}
+
+func probe(url string, alive func(code int) bool) error {
 	c := &http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
+	resp, err := c.Get(url)
 	if err != nil {
 		return err
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("healthz answered %d", resp.StatusCode)
+	if !alive(resp.StatusCode) {
+		return fmt.Errorf("%s answered %d", url, resp.StatusCode)
 	}
 	return nil
 }
