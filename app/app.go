@@ -37,13 +37,16 @@ type Runtime struct {
 	ln      net.Listener
 	adminLn net.Listener
 	done    chan error
+	tls     atomic.Pointer[serverTLS] // nil: plain HTTP
+	stop    context.CancelFunc        // ends the identity probe
 }
 
 // Built is what one config makes: the proxy and the token cache it checks with.
 type Built struct {
-	Proxy *proxy.Server
-	Cache *policy.Cache
-	redis io.Closer
+	Proxy    *proxy.Server
+	Cache    *policy.Cache
+	Identity *policy.IdentityClient
+	redis    io.Closer
 }
 
 // Close releases the Redis connections.
@@ -73,6 +76,10 @@ func Build(cfg *config.Config, o Options, stats *policy.CacheStats) (*Built, err
 		}
 		opts.HMACKey = []byte(k)
 	}
+	idBase, err := policy.NewTransport(cfg.Identity)
+	if err != nil {
+		return nil, err
+	}
 	b := &Built{}
 	if cfg.Cache.RedisURL != "" {
 		rdb, err := policy.NewRedis(cfg.Cache.RedisURL)
@@ -86,15 +93,15 @@ func Build(cfg *config.Config, o Options, stats *policy.CacheStats) (*Built, err
 		}
 		opts.Redis, b.redis = rdb, rdb
 	}
-	var idTransport http.RoundTripper
+	var idTransport http.RoundTripper = idBase
 	if tel.Tracing {
-		idTransport = otelhttp.NewTransport(&http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second},
+		idTransport = otelhttp.NewTransport(idBase, otelhttp.WithFilter(func(r *http.Request) bool { return !policy.IsProbe(r) }),
 			otelhttp.WithTracerProvider(tel.TracerProvider), otelhttp.WithPropagators(tel.Propagator),
 			otelhttp.WithSpanNameFormatter(func(string, *http.Request) string { return "identity validate" }))
 	}
 	ic := policy.NewIdentityClient(cfg.Identity, serviceToken, idTransport)
 	ic.Observe = tel.Metrics.Identity
-	b.Cache = policy.NewCache(ic, opts)
+	b.Cache, b.Identity = policy.NewCache(ic, opts), ic
 	rules, err := policy.Compile(cfg.Policy)
 	if err != nil {
 		return nil, err
@@ -113,9 +120,14 @@ func Build(cfg *config.Config, o Options, stats *policy.CacheStats) (*Built, err
 			return nil, fmt.Errorf("upstream.auth.keystone.password_file: %v", err)
 		}
 		ks := cfg.Upstream.Auth.Keystone
-		tokens = upstream.NewKeystoneLogin(upstream.Account{URL: ks.URL, UserName: ks.UserName, UserDomain: ks.UserDomain, ProjectID: ks.ProjectID}, pw, cfg.Identity.Timeout)
+		tokens = upstream.NewKeystoneLogin(upstream.Account{URL: ks.URL, UserName: ks.UserName, UserDomain: ks.UserDomain, ProjectID: ks.ProjectID}, pw, cfg.Identity.Timeout, idBase)
 	}
-	b.Proxy, err = proxy.New(proxy.OptionsFrom(cfg), proxy.Deps{Validator: b.Cache, Owners: b.Cache.Owners(cfg.Upstream.URL), Rules: rules, Tokens: tokens, Log: log, Telemetry: tel, AccessLog: o.AccessLog})
+	po, err := proxy.OptionsFrom(cfg)
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	b.Proxy, err = proxy.New(po, proxy.Deps{Validator: b.Cache, Owners: b.Cache.Owners(cfg.Upstream.URL), Rules: rules, Tokens: tokens, Log: log, Telemetry: tel, AccessLog: o.AccessLog})
 	if err != nil {
 		b.Close()
 		return nil, err
@@ -158,13 +170,18 @@ func Start(cfg *config.Config, o Options) (*Runtime, error) {
 	r.cfg.Store(cfg)
 	r.built.Store(b)
 	r.health.AddCheck("redis", func() error { return r.built.Load().Cache.Check() })
+	r.health.AddCheck("identity", func() error { return r.built.Load().Identity.Check() })
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		b.Close()
 		return nil, fmt.Errorf("listen: %v", err)
 	}
 	capped := connlimit.New(ln, cfg.Limits.MaxConns)
-	r.ln = capped
+	if r.ln, err = r.wrapTLS(capped, cfg.TLS); err != nil {
+		b.Close()
+		ln.Close()
+		return nil, err
+	}
 	tel.Metrics.SetConns(&telemetry.ConnCounters{
 		Open:      func() int64 { return int64(capped.Open()) },
 		Waited:    capped.Waited,
@@ -183,11 +200,14 @@ func Start(cfg *config.Config, o Options) (*Runtime, error) {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-		ConnState:         capped.ConnState,
+		ConnState:         tlsConnState(capped.ConnState),
 	}
 	r.admin = &http.Server{Handler: proxy.AdminHandler(r.health, tel.MetricsHandler, cfg.Debug.PProf), ReadHeaderTimeout: 5 * time.Second}
 	go func() { r.done <- serveErr(r.srv.Serve(r.ln)) }()
 	go func() { r.done <- serveErr(r.admin.Serve(r.adminLn)) }()
+	var probeCtx context.Context
+	probeCtx, r.stop = context.WithCancel(context.Background())
+	go r.probeIdentity(probeCtx, identityProbeEvery)
 	log.Info("credbridge serving", "listen", r.ln.Addr().String(), "admin_listen", r.adminLn.Addr().String(),
 		"upstream", proxy.UpstreamSide(cfg.Upstream).String(), "upstream_url", cfg.Upstream.URL)
 	return r, nil
@@ -221,6 +241,9 @@ func (r *Runtime) Reload(cfg *config.Config) error {
 	if cfg.Listen != cur.Listen || cfg.AdminListen != cur.AdminListen {
 		return errors.New("listen and admin_listen cannot change on reload; restart instead")
 	}
+	if err := r.reloadTLS(cfg.TLS); err != nil {
+		return err
+	}
 	b, err := Build(cfg, r.opts, r.stats)
 	if err != nil {
 		return err
@@ -236,6 +259,7 @@ func (r *Runtime) Reload(cfg *config.Config) error {
 // requests finish within the context's deadline.
 func (r *Runtime) Shutdown(ctx context.Context) error {
 	r.health.ShuttingDown()
+	r.stop()
 	err := r.srv.Shutdown(ctx)
 	aerr := r.admin.Shutdown(ctx)
 	r.built.Load().Close()

@@ -40,14 +40,7 @@ func newCloud(t *testing.T, up translate.Side) *cloud {
 	c.idn = emulator.NewIdentity(c.dir)
 	idSrv := httptest.NewServer(c.idn.Handler())
 	t.Cleanup(idSrv.Close)
-	var h http.Handler
-	if up == translate.SideOscred {
-		o := emulator.NewOscred(c.dir)
-		h, c.store = o.Handler(), o.Store
-	} else {
-		b := emulator.NewEC2Blob(c.dir, up == translate.SideKeystone)
-		h, c.store = b.Handler(), b.Store
-	}
+	h := c.backend(up)
 	upSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.tokenMu.Lock()
 		c.tokens = append(c.tokens, r.Header.Get("X-Auth-Token"))

@@ -43,6 +43,8 @@ type Config struct {
 	// ShutdownTimeout is how long in-flight requests may finish after SIGTERM.
 	// Default 15s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// TLS of the client listener (config/tls.go). Default: plain HTTP.
+	TLS TLS `yaml:"tls"`
 }
 
 // Upstream is the backend the bridge speaks to.
@@ -64,6 +66,8 @@ type Upstream struct {
 	// is the most the bridge can carry).
 	MaxConns int          `yaml:"max_conns"`
 	Auth     UpstreamAuth `yaml:"auth"`
+	// TLS toward an https:// upstream: CA bundle, client certificate, server name.
+	TLS ClientTLS `yaml:"tls"`
 }
 
 // UpstreamAuth says which token the bridge sends upstream.
@@ -289,6 +293,9 @@ func (c *Config) Validate() error {
 		if err := checkFile("cache.hmac_key_file", c.Cache.HMACKeyFile); err != nil {
 			return err
 		}
+	}
+	if err := c.validateTLS(); err != nil {
+		return err
 	}
 	if err := c.Policy.Validate(); err != nil {
 		return err

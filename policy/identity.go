@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/credbridge/credbridge/internal/tlsconf"
 	"github.com/tidwall/gjson"
 )
 
@@ -30,6 +31,10 @@ type IdentityConfig struct {
 	// callers reach these read-only look-ups through the bridge even where the
 	// identity service itself is not exposed to them; off answers 404.
 	Lookups string `yaml:"lookups"`
+	// TLS toward an https:// identity service (validation, look-ups and the
+	// upstream's Keystone service login): CA bundle, client certificate,
+	// server name. Default: the system roots, no client certificate.
+	TLS tlsconf.ClientTLS `yaml:"tls"`
 }
 
 // Identity look-up modes.
@@ -57,22 +62,44 @@ func ValidTokenSyntax(tok string) bool {
 
 // IdentityClient validates tokens against the identity service over HTTP.
 type IdentityClient struct {
-	url          string
+	base, url    string
 	serviceToken string
 	client       *http.Client
 	now          func() time.Time
+	reach        reach
 	// Observe, when set, is told how long each call took and whether it got an
 	// answer (a valid or a rejected token) — metrics hook.
 	Observe func(ctx context.Context, d time.Duration, answered bool)
 }
 
-// NewIdentityClient builds a client; rt is the transport (nil: a pooled default).
+// NewTransport is the pooled transport toward the identity service, with
+// identity.tls applied.
+func NewTransport(cfg IdentityConfig) (*http.Transport, error) {
+	t := &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second}
+	if !cfg.TLS.IsZero() {
+		tc, err := cfg.TLS.Config("") // "": net/http names the URL's host
+		if err != nil {
+			return nil, fmt.Errorf("identity.tls: %v", err)
+		}
+		t.TLSClientConfig = tc
+	}
+	return t, nil
+}
+
+// NewIdentityClient builds a client; rt is the transport (nil: NewTransport's;
+// if that fails, every call fails closed with its error).
 func NewIdentityClient(cfg IdentityConfig, serviceToken string, rt http.RoundTripper) *IdentityClient {
 	if rt == nil {
-		rt = &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second}
+		if t, err := NewTransport(cfg); err != nil {
+			rt = failTransport{err}
+		} else {
+			rt = t
+		}
 	}
+	base := strings.TrimRight(cfg.URL, "/")
 	return &IdentityClient{
-		url:          strings.TrimRight(cfg.URL, "/") + "/v3/auth/tokens?nocatalog=1",
+		base:         base,
+		url:          base + "/v3/auth/tokens?nocatalog=1",
 		serviceToken: serviceToken,
 		client:       &http.Client{Transport: rt, Timeout: cfg.Timeout},
 		now:          time.Now,
@@ -102,9 +129,14 @@ func (c *IdentityClient) Validate(ctx context.Context, token string) (_ *Identit
 	resp, err := c.client.Do(req)
 	if err != nil {
 		// The URL may not be echoed: net/http errors carry it, never the token.
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, redactURLError(err))
+		err = redactURLError(err)
+		if ctx.Err() == nil { // a caller who hung up says nothing of the service
+			c.reach.note(c.now(), err)
+		}
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	defer resp.Body.Close()
+	c.reach.note(c.now(), answerErr(resp.StatusCode))
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading answer: %v", ErrUnavailable, err)
@@ -125,6 +157,11 @@ func (c *IdentityClient) Validate(ctx context.Context, token string) (_ *Identit
 	}
 	return id, nil
 }
+
+// failTransport fails every call: a client whose TLS files did not load.
+type failTransport struct{ err error }
+
+func (f failTransport) RoundTrip(*http.Request) (*http.Response, error) { return nil, f.err }
 
 func redactURLError(err error) error {
 	var ue interface{ Unwrap() error }

@@ -39,7 +39,11 @@ func benchHandler(b *testing.B) http.Handler {
 		b.Fatal(err)
 	}
 	cache := policy.NewCache(policy.NewIdentityClient(cfg.Identity, "", nil), policy.CacheOptions{TTL: cfg.Cache.TTL, LocalTTL: cfg.Cache.LocalTTL})
-	p, err := proxy.New(proxy.OptionsFrom(cfg), proxy.Deps{Validator: cache, Owners: cache.Owners(cfg.Upstream.URL), AccessLog: io.Discard})
+	po, err := proxy.OptionsFrom(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := proxy.New(po, proxy.Deps{Validator: cache, Owners: cache.Owners(cfg.Upstream.URL), AccessLog: io.Discard})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"fmt"
+
 	"github.com/credbridge/credbridge/config"
 	"github.com/credbridge/credbridge/policy"
 	"github.com/credbridge/credbridge/translate"
@@ -12,11 +14,16 @@ import (
 const identityLookupConns = 64
 
 // OptionsFrom reads a validated config's settings for the proxy: the one place
-// config keys become proxy options.
-func OptionsFrom(cfg *config.Config) Options {
+// config keys become proxy options. It fails only when a TLS file (upstream.tls,
+// identity.tls) no longer loads.
+func OptionsFrom(cfg *config.Config) (Options, error) {
+	upTLS, err := cfg.Upstream.TLS.ForURL(cfg.Upstream.URL)
+	if err != nil {
+		return Options{}, fmt.Errorf("upstream.tls: %v", err)
+	}
 	o := Options{
 		Upstream: upstream.Options{Peer: "upstream", Side: UpstreamSide(cfg.Upstream), URL: cfg.Upstream.URL,
-			Timeout: cfg.Upstream.Timeout, MaxConns: cfg.Upstream.MaxConns},
+			Timeout: cfg.Upstream.Timeout, MaxConns: cfg.Upstream.MaxConns, TLS: upTLS},
 		MaxBodyBytes:  cfg.Limits.MaxBodyBytes,
 		MaxConcurrent: cfg.Limits.MaxConcurrent,
 		PublicURL:     cfg.PublicURL,
@@ -24,13 +31,17 @@ func OptionsFrom(cfg *config.Config) Options {
 		Policy:        cfg.Policy,
 	}
 	if o.PublicURL == "" {
-		o.PublicURL = "http://" + cfg.Listen
+		o.PublicURL = map[bool]string{true: "https://", false: "http://"}[cfg.TLS.Enabled()] + cfg.Listen
 	}
 	if cfg.Identity.Lookups == policy.LookupsForward {
+		idTLS, err := cfg.Identity.TLS.ForURL(cfg.Identity.URL)
+		if err != nil {
+			return Options{}, fmt.Errorf("identity.tls: %v", err)
+		}
 		o.Lookups = &upstream.Options{Peer: "identity service", Side: translate.SideKeystone, URL: cfg.Identity.URL,
-			Timeout: cfg.Identity.Timeout, MaxConns: identityLookupConns}
+			Timeout: cfg.Identity.Timeout, MaxConns: identityLookupConns, TLS: idTLS}
 	}
-	return o
+	return o, nil
 }
 
 // UpstreamSide maps the config's dialect and flavor to a side.

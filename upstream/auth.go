@@ -62,8 +62,10 @@ type Account struct {
 }
 
 // NewKeystoneLogin builds the source; password is the content of password_file.
-func NewKeystoneLogin(cfg Account, password string, timeout time.Duration) *KeystoneLogin {
-	return &KeystoneLogin{cfg: cfg, password: password, hc: &http.Client{Timeout: timeout}, now: time.Now}
+// rt carries the login (nil: net/http's default); app passes the identity
+// service's transport, so identity.tls applies to the login too.
+func NewKeystoneLogin(cfg Account, password string, timeout time.Duration, rt http.RoundTripper) *KeystoneLogin {
+	return &KeystoneLogin{cfg: cfg, password: password, hc: &http.Client{Transport: rt, Timeout: timeout}, now: time.Now}
 }
 
 // UpstreamToken returns the service token, logging in when it is missing or due.

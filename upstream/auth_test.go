@@ -28,7 +28,7 @@ func TestKeystoneLoginOneAtATimeAndRenewed(t *testing.T) {
 		h.ServeHTTP(w, r)
 	}))
 	defer srv.Close()
-	k := NewKeystoneLogin(Account{URL: srv.URL, UserName: "credbridge", UserDomain: "demo"}, "svc-pass", time.Second)
+	k := NewKeystoneLogin(Account{URL: srv.URL, UserName: "credbridge", UserDomain: "demo"}, "svc-pass", time.Second, nil)
 	now := time.Now()
 	k.now = func() time.Time { return now }
 
@@ -86,7 +86,7 @@ func TestKeystoneLoginOneAtATimeAndRenewed(t *testing.T) {
 		t.Fatalf("%d login attempts after the back-off, want 1", n)
 	}
 	srv.Close()
-	bad := NewKeystoneLogin(Account{URL: srv.URL, UserName: "credbridge"}, "wrong", time.Second)
+	bad := NewKeystoneLogin(Account{URL: srv.URL, UserName: "credbridge"}, "wrong", time.Second, nil)
 	if _, err := bad.UpstreamToken(context.Background(), "caller"); err == nil {
 		t.Fatal("login against a dead identity service succeeded")
 	}

@@ -92,7 +92,11 @@ func Start(t testing.TB, up translate.Side, mutate func(*config.Config), deps ..
 		d = deps[0]
 	}
 	d.Validator = policy.NewIdentityClient(cfg.Identity, "", nil)
-	e.Proxy, err = proxy.New(proxy.OptionsFrom(cfg), d)
+	po, err := proxy.OptionsFrom(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Proxy, err = proxy.New(po, d)
 	if err != nil {
 		t.Fatal(err)
 	}
