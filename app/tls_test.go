@@ -78,6 +78,14 @@ func TestHTTPSListener(t *testing.T) {
 	if err != nil || r.Status != 200 {
 		t.Fatalf("https list: %v %+v", err, r)
 	}
+	// Keystone links name the scheme clients use: https, with no public_url set.
+	r, err = get(httpsClient(ca.Pool(), nil), "https://"+rt.Addr()+"/v3/credentials", bt.Alice)
+	if err != nil || r.Status != 200 {
+		t.Fatalf("keystone list: %v %+v", err, r)
+	}
+	if self, _ := r.JSON()["links"].(map[string]any)["self"].(string); !strings.HasPrefix(self, "https://127.0.0.1:") {
+		t.Fatalf("links.self %q, want https://127.0.0.1:...", self)
+	}
 	calls := c.idn.Requests()
 	// Plain HTTP to an HTTPS listener: refused before any byte is read as a
 	// request, so its token goes nowhere.
