@@ -25,6 +25,8 @@ func TestImportRules(t *testing.T) {
 		"migrate": {mod + "proxy", mod + "app", mod + "config", "github.com/labstack/echo/v4"},
 		"proxy":   {mod + "app", mod + "cmd/credbridge"},
 		"config":  {mod + "proxy", mod + "app", mod + "upstream", "github.com/labstack/echo/v4"},
+		// tlsconf is a leaf: config and policy both hold its ClientTLS.
+		"internal/tlsconf": {mod + "config", mod + "policy", mod + "upstream", mod + "proxy", mod + "app", mod + "translate"},
 		// The product ships no test helper and no benchmark tool.
 		"cmd/credbridge": {mod + "internal/testing", mod + "bench"},
 	}
