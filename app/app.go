@@ -209,7 +209,8 @@ func Start(cfg *config.Config, o Options) (*Runtime, error) {
 	probeCtx, r.stop = context.WithCancel(context.Background())
 	go r.probeIdentity(probeCtx, identityProbeEvery)
 	log.Info("credbridge serving", "listen", r.ln.Addr().String(), "admin_listen", r.adminLn.Addr().String(),
-		"upstream", proxy.UpstreamSide(cfg.Upstream).String(), "upstream_url", cfg.Upstream.URL)
+		"upstream", proxy.UpstreamSide(cfg.Upstream).String(), "upstream_url", cfg.Upstream.URL,
+		"tls", cfg.TLS.Enabled(), "mtls", cfg.TLS.ClientCAFile != "")
 	return r, nil
 }
 
@@ -241,11 +242,12 @@ func (r *Runtime) Reload(cfg *config.Config) error {
 	if cfg.Listen != cur.Listen || cfg.AdminListen != cur.AdminListen {
 		return errors.New("listen and admin_listen cannot change on reload; restart instead")
 	}
-	if err := r.reloadTLS(cfg.TLS); err != nil {
-		return err
-	}
 	b, err := Build(cfg, r.opts, r.stats)
 	if err != nil {
+		return err
+	}
+	if err := r.reloadTLS(cfg.TLS); err != nil { // last: refused, nothing of cfg applies
+		b.Close()
 		return err
 	}
 	old := r.built.Swap(b)

@@ -96,6 +96,20 @@ func TestHTTPSListener(t *testing.T) {
 	if n := c.idn.Requests(); n != calls {
 		t.Fatalf("a plain-http request reached the identity service (%d calls, was %d)", n, calls)
 	}
+	// Old protocol versions are refused; HTTP/2 is not offered (connlimit's
+	// cap assumes one request at a time per connection).
+	if c, err := tls.Dial("tcp", rt.Addr(), &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1", MaxVersion: tls.VersionTLS11}); err == nil {
+		c.Close()
+		t.Fatal("a TLS 1.1 handshake succeeded")
+	}
+	h2, err := tls.Dial("tcp", rt.Addr(), &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1", NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := h2.ConnectionState().NegotiatedProtocol; p != "http/1.1" {
+		t.Fatalf("negotiated %q, want http/1.1", p)
+	}
+	h2.Close()
 	// connlimit counts connections under TLS: one held open shows.
 	conn, err := tls.Dial("tcp", rt.Addr(), &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
 	if err != nil {
