@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -196,6 +197,19 @@ func TestListenerCertRotation(t *testing.T) {
 		}
 		if got := servedSerial(t, rt.Addr(), ca.Pool()); got != fourth.Leaf(t).SerialNumber.String() {
 			t.Fatalf("served %s after reload, want the fourth certificate", got)
+		}
+	})
+
+	t.Run("a reload naming files that do not load is refused whole", func(t *testing.T) {
+		before := servedSerial(t, rt.Addr(), ca.Pool())
+		cfg := *rt.cfg.Load()
+		cfg.TLS.CertFile = filepath.Join(t.TempDir(), "gone.pem")
+		cfg.Log.Level = "error"
+		if err := rt.Reload(&cfg); err == nil || !strings.Contains(err.Error(), "tls.cert_file") {
+			t.Fatalf("reload: %v", err)
+		}
+		if rt.cfg.Load().Log.Level == "error" || servedSerial(t, rt.Addr(), ca.Pool()) != before {
+			t.Fatal("part of a refused reload applied")
 		}
 	})
 
