@@ -263,11 +263,14 @@ func TestMutualTLSListener(t *testing.T) {
 	})
 }
 
-// tlsServer serves h over HTTPS with a certificate from ca; clientCAs, when
-// set, must have signed the client's certificate.
-func tlsServer(t *testing.T, h http.Handler, ca *certs.CA, clientCAs *x509.CertPool) *httptest.Server {
+// tlsServer serves h over HTTPS with a certificate from ca naming hosts
+// (none: 127.0.0.1); clientCAs, when set, must have signed the client's.
+func tlsServer(t *testing.T, h http.Handler, ca *certs.CA, clientCAs *x509.CertPool, hosts ...string) *httptest.Server {
+	if len(hosts) == 0 {
+		hosts = []string{"127.0.0.1"}
+	}
 	srv := httptest.NewUnstartedServer(h)
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "backend", "127.0.0.1").TLS}, MinVersion: tls.VersionTLS12}
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "backend", hosts...).TLS}, MinVersion: tls.VersionTLS12}
 	if clientCAs != nil {
 		srv.TLS.ClientCAs, srv.TLS.ClientAuth = clientCAs, tls.RequireAndVerifyClientCert
 	}
@@ -349,6 +352,21 @@ func checkBadGateway(t *testing.T, c *cloud, env []string) {
 		}
 		bt.CheckDialect(t, client, r)
 	}
+}
+
+// TestUpstreamServerName: a backend reached by IP whose certificate names
+// only a DNS name is trusted with upstream.tls.server_name, and not without.
+func TestUpstreamServerName(t *testing.T) {
+	ca := certs.NewCA(t, "backend CA")
+	caFile := ca.WriteCA(t, t.TempDir())
+	c := newCloud(t, translate.SideOscred)
+	c.upURL = tlsServer(t, c.backend(translate.SideOscred), ca, nil, "backend.internal").URL
+	env := backendEnv("UPSTREAM", caFile, "", "")
+	rt, _ := startBridge(t, c, append(env, "CREDBRIDGE_UPSTREAM_TLS_SERVER_NAME=backend.internal")...)
+	if r := bt.Do(t, "http://"+rt.Addr(), "GET", oscredPath, bt.Alice, "", ""); r.Status != 200 {
+		t.Fatalf("with server_name: %d %s", r.Status, r.Body)
+	}
+	checkBadGateway(t, c, env)
 }
 
 func TestIdentityOverTLS(t *testing.T) {
