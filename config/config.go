@@ -294,7 +294,7 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
-	if err := c.validateTLS(); err != nil {
+	if err := errors.Join(c.validateTLS(), c.checkTLSFiles()); err != nil {
 		return err
 	}
 	if err := c.Policy.Validate(); err != nil {

@@ -34,13 +34,21 @@ func (t TLS) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
 // package so that policy, which config imports, can hold one too.
 type ClientTLS = tlsconf.ClientTLS
 
-// validate reports every problem of the listener's TLS at once.
+// validate reports what is wrong with the listener's keys themselves; it
+// reads no file (checkFiles does).
 func (t TLS) validate(prefix string) error {
-	errs := []error{tlsconf.CheckPair(prefix, t.CertFile, t.KeyFile)}
+	errs := []error{tlsconf.PairSet(prefix, t.CertFile, t.KeyFile)}
+	if t.ClientCAFile != "" && !t.Enabled() {
+		errs = append(errs, fmt.Errorf("%s.client_ca_file: requires %s.cert_file and %s.key_file (mTLS is TLS)", prefix, prefix, prefix))
+	}
+	return errors.Join(errs...)
+}
+
+// checkFiles reads the listener's files: the pair loads, the CA bundle holds
+// a certificate.
+func (t TLS) checkFiles(prefix string) error {
+	errs := []error{tlsconf.CheckPairFiles(prefix, t.CertFile, t.KeyFile)}
 	if t.ClientCAFile != "" {
-		if !t.Enabled() {
-			errs = append(errs, fmt.Errorf("%s.client_ca_file: requires %s.cert_file and %s.key_file (mTLS is TLS)", prefix, prefix, prefix))
-		}
 		if _, err := tlsconf.LoadPool(t.ClientCAFile); err != nil {
 			errs = append(errs, fmt.Errorf("%s.client_ca_file: %v", prefix, err))
 		}
@@ -48,15 +56,26 @@ func (t TLS) validate(prefix string) error {
 	return errors.Join(errs...)
 }
 
-// validateTLS checks tls, upstream.tls and identity.tls, and that a backend's
-// tls is not set beside an http:// URL, where it would be silently unused.
+// validateTLS checks the keys of tls, upstream.tls and identity.tls, and
+// that a backend's tls is not set beside an http:// URL, where it would go
+// unused. It reads no file.
 func (c *Config) validateTLS() error {
-	errs := []error{
+	return errors.Join(
 		c.TLS.validate("tls"),
 		clientTLS("upstream", c.Upstream.URL, c.Upstream.TLS),
 		clientTLS("identity", c.Identity.URL, c.Identity.TLS),
-	}
-	return errors.Join(errs...)
+	)
+}
+
+// checkTLSFiles reads every file the tls keys name (certificates, keys, CA
+// bundles) and reports each that is unreadable or does not parse, by key —
+// with the secret files, so an offline check skips it.
+func (c *Config) checkTLSFiles() error {
+	return errors.Join(
+		c.TLS.checkFiles("tls"),
+		c.Upstream.TLS.CheckFiles("upstream.tls"),
+		c.Identity.TLS.CheckFiles("identity.tls"),
+	)
 }
 
 func clientTLS(prefix, rawURL string, t ClientTLS) error {

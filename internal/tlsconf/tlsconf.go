@@ -36,10 +36,15 @@ type ClientTLS struct {
 // IsZero reports whether nothing is set.
 func (c ClientTLS) IsZero() bool { return c == ClientTLS{} }
 
-// Validate reports every problem at once, each naming its key under prefix
-// (e.g. "upstream.tls").
-func (c ClientTLS) Validate(prefix string) error {
-	errs := []error{CheckPair(prefix, c.CertFile, c.KeyFile)}
+// Validate reports what is wrong with the keys themselves (a certificate
+// without its key), each naming its key under prefix (e.g. "upstream.tls").
+// It reads no file: CheckFiles does.
+func (c ClientTLS) Validate(prefix string) error { return PairSet(prefix, c.CertFile, c.KeyFile) }
+
+// CheckFiles reads the files the keys name and reports every one that is
+// unreadable or does not parse, each by its key.
+func (c ClientTLS) CheckFiles(prefix string) error {
+	errs := []error{CheckPairFiles(prefix, c.CertFile, c.KeyFile)}
 	if c.CAFile != "" {
 		if _, err := LoadPool(c.CAFile); err != nil {
 			errs = append(errs, fmt.Errorf("%s.ca_file: %v", prefix, err))
@@ -86,16 +91,23 @@ func (c ClientTLS) ForURL(rawURL string) (*tls.Config, error) {
 	return c.Config(u.Hostname())
 }
 
-// CheckPair validates a certificate and key file pair named prefix.cert_file
-// and prefix.key_file: both or neither, readable, and matching.
-func CheckPair(prefix, certFile, keyFile string) error {
+// PairSet checks that prefix.cert_file and prefix.key_file are both set or
+// neither.
+func PairSet(prefix, certFile, keyFile string) error {
 	switch {
-	case certFile == "" && keyFile == "":
-		return nil
-	case keyFile == "":
+	case certFile != "" && keyFile == "":
 		return fmt.Errorf("%s.key_file: required with %s.cert_file", prefix, prefix)
-	case certFile == "":
+	case certFile == "" && keyFile != "":
 		return fmt.Errorf("%s.cert_file: required with %s.key_file", prefix, prefix)
+	}
+	return nil
+}
+
+// CheckPairFiles, when both are set, checks that prefix.cert_file and
+// prefix.key_file are readable and hold a matching certificate and key.
+func CheckPairFiles(prefix, certFile, keyFile string) error {
+	if certFile == "" || keyFile == "" {
+		return nil // PairSet's to report
 	}
 	var errs []error
 	for key, path := range map[string]string{"cert_file": certFile, "key_file": keyFile} {
