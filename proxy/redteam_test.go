@@ -1,0 +1,358 @@
+package proxy_test
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/credbridge/credbridge/config"
+	"github.com/credbridge/credbridge/emulator"
+	bt "github.com/credbridge/credbridge/internal/testing/bridgetest"
+	"github.com/credbridge/credbridge/proxy"
+	"github.com/credbridge/credbridge/telemetry"
+	"github.com/credbridge/credbridge/translate"
+	"github.com/credbridge/credbridge/upstream"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+)
+
+// A hostile plain user (Alice, a member of p-alice) against bridges whose
+// upstream trusts the bridge's administrator token: whatever the bridge lets
+// through, the upstream carries out with an administrator's authority.
+
+var ec2Sides = []translate.Side{translate.SideIBM, translate.SideKeystone}
+
+// ec2Blob is a blob in the form a client of side c sends.
+func ec2Blob(c translate.Side, members string) string {
+	if c == translate.SideKeystone {
+		return `"` + strings.ReplaceAll("{"+members+"}", `"`, `\"`) + `"`
+	}
+	return "{" + members + "}"
+}
+
+// refused is an answer that changed nothing: 400 or 403, in the client's dialect.
+func refused(t *testing.T, client translate.Side, r *bt.Resp) {
+	t.Helper()
+	if r.Status != http.StatusBadRequest && r.Status != http.StatusForbidden {
+		t.Fatalf("status %d: %s", r.Status, r.Body)
+	}
+	bt.CheckDialect(t, client, r)
+}
+
+// TestRedteamCreateInForeignProject (FAILS on main): Alice creates a key for
+// herself but in Bob's project (IBM: storage account). The bridge checks only
+// user_id; project_id is forwarded (same dialect) or rendered (cross flavor)
+// as the client wrote it, and the trusting upstream stores it. The attacker
+// gains an HMAC key bound to another account's buckets (IBM COS), or an EC2
+// credential scoped to a project she has no role on (Keystone) — the
+// spec's mapping gives an ec2blob upstream "the caller's token project".
+func TestRedteamCreateInForeignProject(t *testing.T) {
+	for _, up := range ec2Sides {
+		for _, client := range ec2Sides {
+			t.Run(up.String()+"/"+client.String(), func(t *testing.T) {
+				e := trusting(t, up, nil)
+				blob := ec2Blob(client, `"access":"REDTEAMPROJ0000001","secret":"attacker-chosen-secret"`)
+				body := `{"credential":{"user_id":"u-alice","project_id":"p-bob","type":"ec2","blob":` + blob + `}}`
+				r := e.Do("POST", bt.Base(client), bt.Alice, bt.CType(client), body)
+				if keys := e.Store.Keys(func(k emulator.Key) bool { return k.ProjectID == "p-bob" }); len(keys) != 0 {
+					t.Fatalf("status %d: a key was stored in p-bob: %+v", r.Status, keys)
+				}
+				refused(t, client, r)
+			})
+		}
+	}
+}
+
+// TestRedteamUpdateMovesKeyToForeignProject (FAILS on main): the no-move rule
+// covers user_id only; a PATCH naming another project_id moves Alice's key
+// into Bob's project/storage account (same dialect: body forwarded; cross
+// flavor: merge() copies project_id). Same gain as above, for an existing key.
+func TestRedteamUpdateMovesKeyToForeignProject(t *testing.T) {
+	for _, up := range ec2Sides {
+		for _, client := range ec2Sides {
+			t.Run(up.String()+"/"+client.String(), func(t *testing.T) {
+				e := trusting(t, up, nil)
+				ak, sk := e.Seed("u-alice")
+				blob := ec2Blob(client, `"access":"`+ak+`","secret":"`+sk+`","status":"Active"`)
+				body := `{"credential":{"blob":` + blob + `,"type":"ec2","user_id":"u-alice","project_id":"p-bob"}}`
+				r := e.Do("PATCH", bt.KeyPath(client, ak), bt.Alice, bt.CType(client), body)
+				if k, _ := e.Store.Get(ak); k.ProjectID != "p-alice" {
+					t.Fatalf("status %d: key moved to project %q: %s", r.Status, k.ProjectID, r.Body)
+				}
+				refused(t, client, r)
+			})
+		}
+	}
+}
+
+// TestRedteamKeystoneBlobExtraMembers (FAILS on main): a Keystone client's
+// string blob is forwarded byte for byte to a Keystone upstream, members the
+// bridge never checked included. Keystone's ec2tokens reads trust_id,
+// app_cred_id and access_token_id from the blob to scope the token it issues
+// (CVE-2020-12689 class); with the bridge's administrator token nothing
+// upstream stops a member from attaching someone else's trust or application
+// credential to her key. Only the members the bridge checked may be sent.
+func TestRedteamKeystoneBlobExtraMembers(t *testing.T) {
+	for _, member := range []string{"trust_id", "app_cred_id", "access_token_id"} {
+		t.Run(member, func(t *testing.T) {
+			e := trusting(t, translate.SideKeystone, nil)
+			blob := ec2Blob(translate.SideKeystone, `"access":"REDTEAMTRUST000001","secret":"s3cr3t","`+member+`":"0123456789abcdef0123456789abcdef"`)
+			body := `{"credential":{"user_id":"u-alice","project_id":"p-alice","type":"ec2","blob":` + blob + `}}`
+			r := e.Do("POST", bt.Base(translate.SideKeystone), bt.Alice, "application/json", body)
+			ak, sk := e.Seed("u-alice")
+			patch := `{"credential":{"blob":` + ec2Blob(translate.SideKeystone, `"access":"`+ak+`","secret":"`+sk+`","`+member+`":"0123456789abcdef0123456789abcdef"`) + `}}`
+			p := e.Do("PATCH", bt.KeyPath(translate.SideKeystone, ak), bt.Alice, "application/json", patch)
+			for _, s := range e.Received.All() {
+				if s.Method != "GET" && strings.Contains(string(s.Body), member) {
+					t.Fatalf("create %d, patch %d: the upstream received %s in a blob: %s %s", r.Status, p.Status, member, s.Method, s.Body)
+				}
+			}
+		})
+	}
+}
+
+// TestRedteamCrossUserOps (passes): Alice, and te_admin (not a key admin), against Bob's key, every operation,
+// every client dialect, every upstream: refused, nothing written, and an
+// oscred client never sees a secret.
+func TestRedteamCrossUserOps(t *testing.T) {
+	for _, up := range sides {
+		for _, client := range sides {
+			t.Run(up.String()+"/"+client.String(), func(t *testing.T) {
+				e := trusting(t, up, nil)
+				ak, sk := e.Seed("u-bob")
+				path := bt.KeyPath(client, ak)
+				upd := `{"credential":{"status":"inactive"}}`
+				if client.Dialect == translate.EC2Blob {
+					upd = `{"credential":{"blob":` + ec2Blob(client, `"access":"`+ak+`","secret":"mine","status":"Inactive"`) + `,"type":"ec2"}}`
+				}
+				for _, tok := range []string{bt.Alice, bt.TE} {
+					for _, rq := range []struct{ method, path, body string }{
+						{"GET", path, ""},
+						{bt.UpdateMethod(client), path, upd},
+						{"DELETE", path, ""},
+						{"GET", bt.Base(client) + "?user_id=u-bob", ""},
+					} {
+						ct := ""
+						if rq.body != "" {
+							ct = bt.CType(client)
+						}
+						r := e.Do(rq.method, rq.path, tok, ct, rq.body)
+						if r.Status != 403 && r.Status != 404 {
+							t.Fatalf("%s %s %s: status %d: %s", tok, rq.method, rq.path, r.Status, r.Body)
+						}
+						if strings.Contains(string(r.Body), sk) {
+							t.Fatalf("%s %s %s: Bob's secret shown: %s", tok, rq.method, rq.path, r.Body)
+						}
+					}
+				}
+				if e.Received.Writes() != 0 {
+					t.Fatalf("the upstream received %d writes", e.Received.Writes())
+				}
+				if k, ok := e.Store.Get(ak); !ok || !k.Active || k.SK != sk || k.UserID != "u-bob" {
+					t.Fatalf("Bob's key now %+v (present %v)", k, ok)
+				}
+			})
+		}
+	}
+}
+
+// TestRedteamOscredNeverSeesSecret (passes): an oscred client reads its own
+// key from every upstream (IBM and Keystone return secrets on get and list):
+// only a create answer may carry one.
+func TestRedteamOscredNeverSeesSecret(t *testing.T) {
+	for _, up := range sides {
+		t.Run(up.String(), func(t *testing.T) {
+			e := trusting(t, up, nil)
+			ak, sk := e.Seed("u-alice")
+			for _, path := range []string{bt.KeyPath(translate.SideOscred, ak), bt.Base(translate.SideOscred), bt.Base(translate.SideOscred) + "?user_id=u-alice"} {
+				r := e.Do("GET", path, bt.Alice, "", "")
+				if r.Status != 200 || !strings.Contains(string(r.Body), ak) {
+					t.Fatalf("%s: status %d: %s", path, r.Status, r.Body)
+				}
+				if strings.Contains(string(r.Body), sk) || strings.Contains(string(r.Body), `"secret"`) {
+					t.Fatalf("%s: secret shown to an oscred client: %s", path, r.Body)
+				}
+			}
+		})
+	}
+}
+
+// TestRedteamBodyReadTwoWays (passes): bodies Go's encoding/json or Python's
+// json.loads would read differently from the bridge's gjson, each hiding
+// u-bob as the owner: all refused before the upstream hears of them.
+func TestRedteamBodyReadTwoWays(t *testing.T) {
+	bodies := map[string]string{
+		"long s folds to S (Go)":         `{"credential":{"user_id":"u-alice","uſer_id":"u-bob"}}`,
+		"long s in status (update-ish)":  `{"credential":{"user_id":"u-alice","\u017ftatus":"x"}}`,
+		"escaped long s":                 `{"credential":{"user_id":"u-alice","u\u017fer_id":"u-bob"}}`,
+		"surrogate pair escape dup":      `{"credential":{"user_id":"u-alice"},"\ud835\udc1c":1,"\ud835\udc1c":2}`,
+		"lone surrogate name":            `{"credential":{"user_id":"u-alice","user_id\ud800":"u-bob"}}`,
+		"NUL in name (C parsers stop)":   `{"credential":{"user_id":"u-alice","user_id\u0000x":"u-bob"}}`,
+		"BOM":                            "\ufeff" + `{"credential":{"user_id":"u-bob"}}`,
+		"comment":                        `{"credential":{"user_id":"u-alice" /*,"user_id":"u-bob"*/}}`,
+		"trailing second document":       `{"credential":{"user_id":"u-alice"}}{"credential":{"user_id":"u-bob"}}`,
+		"NaN (Python accepts)":           `{"credential":{"user_id":"u-alice"},"x":NaN}`,
+		"Infinity (Python accepts)":      `{"credential":{"user_id":"u-alice"},"x":-Infinity}`,
+		"leading zero number":            `{"credential":{"user_id":"u-alice"},"x":01}`,
+		"single quotes":                  `{'credential':{'user_id':'u-bob'}}`,
+		"user_id as number":              `{"credential":{"user_id":1e999}}`,
+		"user_id as array":               `{"credential":{"user_id":["u-alice","u-bob"]}}`,
+		"raw control char in value":      "{\"credential\":{\"user_id\":\"u-alice\tu-bob\"}}",
+		"invalid UTF-8 (Go: U+FFFD)":     "{\"credential\":{\"user_id\":\"u-alice\",\"user_id\xff\":\"u-bob\"}}",
+		"deep nesting":                   `{"credential":{"user_id":"u-alice"},"x":` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}`,
+		"case dup far past the table":    `{"credential":{"user_id":"u-alice"},` + manyMembers(40) + `,"CREDENTIAL":{"user_id":"u-bob"}}`,
+		"duplicate credential escaped /": `{"credential":{"user_id":"u-alice"},"credential\/":1,"cred\u0065ntial":{"user_id":"u-bob"}}`,
+	}
+	for _, up := range sides {
+		for name, body := range bodies {
+			t.Run(up.String()+"/"+name, func(t *testing.T) {
+				e := trusting(t, up, nil)
+				r := e.Do("POST", bt.Base(translate.SideOscred), bt.Alice, bt.CType(translate.SideOscred), body)
+				if r.Status != 400 {
+					t.Fatalf("status %d: %s", r.Status, r.Body)
+				}
+				bt.CheckDialect(t, translate.SideOscred, r)
+				if n := e.Upstream.Requests(); n != 0 {
+					t.Fatalf("the upstream received %d requests", n)
+				}
+			})
+		}
+	}
+}
+
+func manyMembers(n int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`"m` + strings.Repeat("x", i) + `":0`)
+	}
+	return b.String()
+}
+
+// TestRedteamQueryAndPathSmuggling (passes): list filters and ids that would
+// widen or redirect the upstream call. Each is refused, or reaches the upstream
+// only as the caller's own list.
+func TestRedteamQueryAndPathSmuggling(t *testing.T) {
+	for _, up := range sides {
+		for _, client := range sides {
+			t.Run(up.String()+"/"+client.String(), func(t *testing.T) {
+				e := trusting(t, up, nil)
+				base := bt.Base(client)
+				bobAK, bobSK := e.Seed("u-bob")
+				for _, q := range []string{
+					"?user_id=u-alice&user_id=u-bob",
+					"?user_id=u-alice;user_id=u-bob",
+					"?user_id=u-alice%26user_id%3Du-bob",
+					"?user_id=u-bob%00",
+					"?user_id=",
+					"?project_id=p-bob",
+					"?user_id=u-alice&type=ec2&type=totp",
+				} {
+					before := len(e.Received.All())
+					r := e.Do("GET", base+q, bt.Alice, "", "")
+					if strings.Contains(string(r.Body), bobAK) || strings.Contains(string(r.Body), bobSK) {
+						t.Fatalf("%s: Bob's key listed: %s", q, r.Body)
+					}
+					for _, s := range e.Received.All()[before:] {
+						vals := splitQuery(s.RawQuery)
+						if u := vals["user_id"]; len(u) != 1 || u[0] != "u-alice" {
+							t.Fatalf("%s: the upstream was asked %q", q, s.RawQuery)
+						}
+					}
+				}
+				for _, id := range []string{"..%2F..%2Fv3%2Fusers", "%2e%2e", bobAK + "%3Bx", bobAK + "%00", strings.Repeat("A", 129), "x/y"} {
+					r := e.Do("GET", base+"/"+id, bt.Alice, "", "")
+					if r.Status != 400 && r.Status != 404 {
+						t.Fatalf("id %q: status %d: %s", id, r.Status, r.Body)
+					}
+				}
+				if e.Received.Writes() != 0 {
+					t.Fatal("the upstream received a write")
+				}
+			})
+		}
+	}
+}
+
+func splitQuery(raw string) map[string][]string {
+	m := map[string][]string{}
+	for _, kv := range strings.Split(raw, "&") {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = append(m[k], v)
+	}
+	return m
+}
+
+// TestRedteamServiceTokenNeverLent (passes): identity look-ups and temporary
+// keys go with the caller's token; an invalid token reaches nothing.
+func TestRedteamServiceTokenNeverLent(t *testing.T) {
+	e := trusting(t, translate.SideOscred, nil)
+	for _, path := range []string{"/v3/users", "/v3/projects", "/v3/users/u-admin", "/v3/projects/p-demo"} {
+		r := e.Do("GET", path, bt.Alice, "", "")
+		if r.Status == 200 && strings.Contains(string(r.Body), "u-svc") {
+			t.Fatalf("%s: the service account's view: %s", path, r.Body)
+		}
+		if r := e.Do("GET", path, "not-a-real-token", "", ""); r.Status != 401 {
+			t.Fatalf("%s with a bad token: status %d", path, r.Status)
+		}
+	}
+	r := e.Do("POST", "/v3.0/OS-CREDENTIAL/securitytokens", "not-a-real-token", "application/json", `{"auth":{"identity":{"methods":["token"]}}}`)
+	if r.Status != 401 || len(e.Received.All()) != 0 {
+		t.Fatalf("bad token: status %d, upstream got %d", r.Status, len(e.Received.All()))
+	}
+	for _, s := range e.Received.All() {
+		if s.Header.Get("X-Auth-Token") == bt.Admin {
+			t.Fatalf("service token sent on %s %s", s.Method, s.Path)
+		}
+	}
+}
+
+// TestRedteamErrorsLeakNothing (passes): with the upstream or the identity
+// service dead, the 5xx names no internal address; and no answer, access line
+// or span carries the caller's token or a secret.
+func TestRedteamErrorsLeakNothing(t *testing.T) {
+	dead := closedURL(t)
+	for _, what := range []string{"upstream", "identity"} {
+		for _, client := range sides {
+			t.Run(what+"/"+client.String(), func(t *testing.T) {
+				logs := &bt.SyncBuffer{}
+				spans := tracetest.NewInMemoryExporter()
+				tel, err := telemetry.New(spans, true, "test")
+				if err != nil {
+					t.Fatal(err)
+				}
+				e := bt.Start(t, translate.SideIBM, func(c *config.Config) {
+					if what == "upstream" {
+						c.Upstream.URL = dead
+					} else {
+						c.Identity.URL = dead
+					}
+				}, proxy.Deps{Tokens: upstream.StaticToken(bt.Admin), Log: slog.New(slog.NewJSONHandler(logs, nil)), Telemetry: tel})
+				r := e.Do("GET", bt.KeyPath(client, "AKNOTTHERE00000001"), bt.Alice, "", "")
+				if r.Status < 500 {
+					t.Fatalf("status %d: %s", r.Status, r.Body)
+				}
+				bt.CheckDialect(t, client, r)
+				host := strings.TrimPrefix(dead, "http://")
+				_, port, _ := strings.Cut(host, ":")
+				for _, bad := range []string{host, ":" + port, "127.0.0.1", "dial", "connection refused", bt.Alice, bt.Admin} {
+					if strings.Contains(string(r.Body), bad) {
+						t.Fatalf("answer names %q: %s", bad, r.Body)
+					}
+				}
+				for _, s := range spans.GetSpans() {
+					for _, a := range s.Attributes {
+						if v := a.Value.Emit(); strings.Contains(v, bt.Alice) || strings.Contains(v, bt.Admin) {
+							t.Fatalf("span %s attribute %s carries a token", s.Name, a.Key)
+						}
+					}
+				}
+				if l := logs.String(); strings.Contains(l, bt.Alice) || strings.Contains(l, bt.Admin) {
+					t.Fatalf("log carries a token: %s", l)
+				}
+			})
+		}
+	}
+}
