@@ -1,10 +1,13 @@
 package proxy_test
 
 import (
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/credbridge/credbridge/config"
 	"github.com/credbridge/credbridge/emulator"
@@ -354,5 +357,40 @@ func TestRedteamErrorsLeakNothing(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestRedteamSlowBodiesHoldEverySlot (FAILS on main): the body is read inside
+// the limits.max_concurrent slot, before the token is validated (any string of
+// token syntax will do). A client that sends headers and then trickles (or
+// withholds) the body holds a slot until the server's ReadTimeout (30 s in
+// app): max_concurrent such connections, with no valid token at all, and
+// every real caller gets 503. The attacker gains a denial of service for the
+// price of a few thousand idle sockets.
+func TestRedteamSlowBodiesHoldEverySlot(t *testing.T) {
+	e := trusting(t, translate.SideOscred, func(c *config.Config) { c.Limits.MaxConcurrent = 2 })
+	host := strings.TrimPrefix(e.URL, "http://")
+	for i := 0; i < 2; i++ {
+		conn, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		_, err = io.WriteString(conn, "POST /v3.0/OS-CREDENTIAL/credentials HTTP/1.1\r\nHost: x\r\n"+
+			"X-Auth-Token: not-a-token-at-all\r\nContent-Type: application/json\r\nContent-Length: 30000\r\n\r\n{")
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	asks := e.Identity.Requests()
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		if r := e.Do("GET", bt.Base(translate.SideOscred), bt.Alice, "", ""); r.Status != 200 {
+			t.Fatalf("a real caller got %d while two unauthenticated bodies trickle: %s", r.Status, r.Body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if e.Identity.Requests() == asks {
+		t.Fatal("the real caller was never validated")
 	}
 }
