@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -174,6 +175,12 @@ func TestRedteamOscredNeverSeesSecret(t *testing.T) {
 				}
 				if strings.Contains(string(r.Body), sk) || strings.Contains(string(r.Body), `"secret"`) {
 					t.Fatalf("%s: secret shown to an oscred client: %s", path, r.Body)
+				}
+			}
+			for _, body := range []string{`{"credential":{"status":"inactive"}}`, `{"credential":{"description":"d"}}`, `{"credential":{"status":"active","user_id":"u-alice"}}`} {
+				r := e.Do("PUT", bt.KeyPath(translate.SideOscred, ak), bt.Alice, bt.CType(translate.SideOscred), body)
+				if r.Status != 200 || strings.Contains(string(r.Body), sk) || strings.Contains(string(r.Body), `"secret"`) {
+					t.Fatalf("update %s: status %d: %s", body, r.Status, r.Body)
 				}
 			}
 		})
@@ -392,5 +399,80 @@ func TestRedteamSlowBodiesHoldEverySlot(t *testing.T) {
 	}
 	if e.Identity.Requests() == asks {
 		t.Fatal("the real caller was never validated")
+	}
+}
+
+// TestRedteamDescriptionInjection (passes): a description built to break out
+// of the string it is written into — once for an object blob, twice for a
+// Keystone string blob — carries no member of its own to the upstream, and
+// reads back exactly as sent in every dialect. A hole here would let a caller
+// set blob.access/secret/user_id through a field the bridge does not check.
+func TestRedteamDescriptionInjection(t *testing.T) {
+	descs := []string{
+		`x","access":"EVILAK0000000000001","secret":"evil","user_id":"u-bob`,
+		`x\","access":"EVILAK0000000000002","secret":"evil","user_id":"u-bob`,
+		`x\\\"}","user_id":"u-bob","blob":"{\"access\":\"EVILAK0000000000003\"}`,
+		"x\u2028\u2029</script><!--\\u0022",
+	}
+	for _, up := range sides {
+		for _, client := range sides {
+			t.Run(up.String()+"/"+client.String(), func(t *testing.T) {
+				e := trusting(t, up, nil)
+				for i, d := range descs {
+					enc, _ := json.Marshal(d)
+					body := `{"credential":{"user_id":"u-alice","description":` + string(enc) + `}}`
+					if client.Dialect == translate.EC2Blob {
+						blob, _ := json.Marshal(map[string]string{"description": d})
+						b := string(blob)
+						if client == translate.SideKeystone {
+							if up != translate.SideOscred { // oscred generates every pair
+								ak, sk := translate.NewKeyPair()
+								blob, _ = json.Marshal(map[string]string{"access": ak, "secret": sk, "description": d})
+							}
+							s, _ := json.Marshal(string(blob))
+							b = string(s)
+						}
+						body = `{"credential":{"user_id":"u-alice","type":"ec2","blob":` + b + `}}`
+					}
+					r := e.Do("POST", bt.Base(client), bt.Alice, bt.CType(client), body)
+					if r.Status != 201 {
+						t.Fatalf("desc %d: status %d: %s", i, r.Status, r.Body)
+					}
+					for _, k := range e.Store.Keys(func(emulator.Key) bool { return true }) {
+						if k.UserID != "u-alice" || strings.HasPrefix(k.AK, "EVILAK") || k.SK == "evil" {
+							t.Fatalf("desc %d: stored %+v", i, k)
+						}
+					}
+					var ak string
+					if c := r.Cred(); c != nil {
+						ak, _ = c["access"].(string)
+						if b := bt.Blob(c); b != nil {
+							ak, _ = b["access"].(string)
+						}
+					}
+					k, ok := e.Store.Get(ak)
+					if !ok || k.Description != d {
+						t.Fatalf("desc %d: stored %q (found %v), sent %q", i, k.Description, ok, d)
+					}
+					for _, reader := range sides {
+						g := e.Do("GET", bt.KeyPath(reader, ak), bt.Alice, "", "")
+						c := g.Cred()
+						got, _ := c["description"].(string)
+						if b := bt.Blob(c); reader.Dialect == translate.EC2Blob && b != nil {
+							got, _ = b["description"].(string)
+							if a, _ := b["access"].(string); a != ak {
+								t.Fatalf("desc %d read by %s: access %q", i, reader, a)
+							}
+						}
+						if g.Status != 200 || got != d || c["user_id"] != "u-alice" {
+							t.Fatalf("desc %d read by %s: status %d: %s", i, reader, g.Status, g.Body)
+						}
+					}
+					if e.Do("DELETE", bt.KeyPath(client, ak), bt.Alice, "", "").Status != 204 {
+						t.Fatal("delete failed")
+					}
+				}
+			})
+		}
 	}
 }
