@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/credbridge/credbridge/config"
 	"github.com/credbridge/credbridge/emulator"
@@ -475,4 +477,56 @@ func TestRedteamDescriptionInjection(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestRedteamUpstreamErrorDetailRelayed (FAILS on main): an upstream's 5xx
+// message is copied into the client's answer ("upstream: " + message), cross
+// dialect as well as same dialect. 500 messages are where backends put their
+// internals (database hosts, stack traces); whoever can make the upstream fail
+// (a body it chokes on) reads its internal addresses. The bridge's own 5xx
+// already keep causes out of answers (writeError); an upstream's should too,
+// the detail going to the access line instead.
+func TestRedteamUpstreamErrorDetailRelayed(t *testing.T) {
+	const internal = "10.20.30.40:3306"
+	for _, up := range sides {
+		for _, client := range sides {
+			t.Run(up.String()+"/"+client.String(), func(t *testing.T) {
+				broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusInternalServerError)
+					_, _ = io.WriteString(w, `{"error":{"code":500,"title":"Internal Server Error","message":"(pymysql.err.OperationalError) Can't connect to MySQL server on '`+internal+`'"},"error_code":"IAM.0006","error_msg":"db `+internal+` down"}`)
+				}))
+				t.Cleanup(broken.Close)
+				e := trusting(t, up, func(c *config.Config) { c.Upstream.URL = broken.URL })
+				r := e.Do("GET", bt.KeyPath(client, "AKREDTEAM000000001"), bt.Alice, "", "")
+				if r.Status != 500 && r.Status != 502 {
+					t.Fatalf("status %d: %s", r.Status, r.Body)
+				}
+				if strings.Contains(string(r.Body), internal) {
+					t.Fatalf("the upstream's internal address reaches the client: %s", r.Body)
+				}
+			})
+		}
+	}
+}
+
+// TestRedteamUpstreamMessageCutMidCharacter (FAILS on main): ParseUpstreamError
+// cuts a long upstream message at 512 bytes, which can split a UTF-8
+// character; appendString copies the bytes as they are, so the client gets a
+// body that is not valid UTF-8 (not JSON by RFC 8259), and a strict client
+// library fails to read the error at all.
+func TestRedteamUpstreamMessageCutMidCharacter(t *testing.T) {
+	long := strings.Repeat("a", 501) + "é" + strings.Repeat("b", 20) // "upstream: " + 501 = 511: é straddles 512
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, `{"error":{"code":400,"title":"Bad Request","message":"`+long+`"}}`)
+	}))
+	t.Cleanup(bad.Close)
+	e := trusting(t, translate.SideIBM, func(c *config.Config) { c.Upstream.URL = bad.URL })
+	r := e.Do("GET", bt.KeyPath(translate.SideOscred, "AKREDTEAM000000001"), bt.Alice, "", "")
+	if !utf8.Valid(r.Body) {
+		t.Fatalf("status %d: answer is not valid UTF-8: %q", r.Status, r.Body[len(r.Body)-60:])
+	}
+	bt.CheckDialect(t, translate.SideOscred, r)
 }
