@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -211,6 +212,7 @@ func TestRedteamBodyReadTwoWays(t *testing.T) {
 		"user_id as array":               `{"credential":{"user_id":["u-alice","u-bob"]}}`,
 		"raw control char in value":      "{\"credential\":{\"user_id\":\"u-alice\tu-bob\"}}",
 		"invalid UTF-8 (Go: U+FFFD)":     "{\"credential\":{\"user_id\":\"u-alice\",\"user_id\xff\":\"u-bob\"}}",
+		"trailing comma":                 `{"credential":{"user_id":"u-alice",},"x":[1,]}`,
 		"deep nesting":                   `{"credential":{"user_id":"u-alice"},"x":` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}`,
 		"case dup far past the table":    `{"credential":{"user_id":"u-alice"},` + manyMembers(40) + `,"CREDENTIAL":{"user_id":"u-bob"}}`,
 		"duplicate credential escaped /": `{"credential":{"user_id":"u-alice"},"credential\/":1,"cred\u0065ntial":{"user_id":"u-bob"}}`,
@@ -529,4 +531,69 @@ func TestRedteamUpstreamMessageCutMidCharacter(t *testing.T) {
 		t.Fatalf("status %d: answer is not valid UTF-8: %q", r.Status, r.Body[len(r.Body)-60:])
 	}
 	bt.CheckDialect(t, translate.SideOscred, r)
+}
+
+// TestRedteamBodyLimits (passes): a body one byte over limits.max_body_bytes is
+// 413 whether its length is declared or chunked, nothing is sent upstream; a
+// body at the limit, padded in an unknown member, is read.
+func TestRedteamBodyLimits(t *testing.T) {
+	e := trusting(t, translate.SideOscred, nil)
+	limit := int(e.Cfg.Limits.MaxBodyBytes)
+	pad := func(n int) string {
+		head, tail := `{"credential":{"user_id":"u-alice"},"pad":"`, `"}`
+		return head + strings.Repeat("p", n-len(head)-len(tail)) + tail
+	}
+	for _, chunked := range []bool{false, true} {
+		over := pad(limit + 1)
+		req, _ := http.NewRequest("POST", e.URL+bt.Base(translate.SideOscred), strings.NewReader(over))
+		if chunked {
+			req.ContentLength = -1
+			req.Body = io.NopCloser(strings.NewReader(over))
+		}
+		req.Header.Set("X-Auth-Token", bt.Alice)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 413 || e.Upstream.Requests() != 0 {
+			t.Fatalf("chunked=%v: status %d, upstream got %d", chunked, resp.StatusCode, e.Upstream.Requests())
+		}
+	}
+	if r := e.Do("POST", bt.Base(translate.SideOscred), bt.Alice, "application/json", pad(limit)); r.Status != 201 {
+		t.Fatalf("a body at the limit: status %d: %s", r.Status, r.Body)
+	}
+	many := `{"credential":{"user_id":"u-alice"}`
+	for i := 0; len(many) < limit-64; i++ {
+		many += `,"ſ` + strings.Repeat("é", i%7) + string(rune('a'+i%26)) + strconv.Itoa(i) + `":0`
+	}
+	if r := e.Do("POST", bt.Base(translate.SideOscred), bt.Alice, "application/json", many+`}`); r.Status != 201 {
+		t.Fatalf("thousands of distinct names: status %d: %s", r.Status, r.Body)
+	}
+	if r := e.Do("POST", bt.Base(translate.SideOscred), bt.Alice, "application/json", many+`,"SA0":1}`); r.Status != 400 {
+		t.Fatalf("a repeated name among thousands: status %d: %s", r.Status, r.Body)
+	}
+}
+
+// TestRedteamMalformedTokens (passes): tokens that are not tokens never reach
+// the identity service or the upstream.
+func TestRedteamMalformedTokens(t *testing.T) {
+	e := trusting(t, translate.SideOscred, nil)
+	asks := e.Identity.Requests()
+	for _, tok := range []string{"demo-alice-tokén", "demo-alice-token demo-admin-token", strings.Repeat("a", 17<<10), "a,b"} {
+		req, _ := http.NewRequest("GET", e.URL+bt.Base(translate.SideOscred), nil)
+		req.Header["X-Auth-Token"] = []string{tok}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 && resp.StatusCode != 431 {
+			t.Fatalf("%.40q: status %d", tok, resp.StatusCode)
+		}
+	}
+	if e.Identity.Requests() != asks || e.Upstream.Requests() != 0 {
+		t.Fatal("a malformed token was sent somewhere")
+	}
 }
