@@ -93,11 +93,15 @@ func (s *Server) authorize(k *call, upID string, force bool) (string, *translate
 	return owner, nil
 }
 
-// noMove refuses an update naming another user than the key's owner: an
-// update must not move a key.
-func noMove(k *call, owner string) *translate.Error {
-	if k.req.HasUserID && k.req.UserID != owner {
+// noMove refuses an update naming another owner than the key's, or, where the
+// project goes upstream (withProject: cur was read from an ec2blob upstream),
+// another project: an update must not move a key.
+func noMove(k *call, cur translate.Cred, withProject bool) *translate.Error {
+	if k.req.HasUserID && k.req.UserID != cur.UserID {
 		return translate.ErrBadParam("user_id differs from the key's owner: an update cannot move a key")
+	}
+	if withProject && k.req.ProjectID != "" && k.req.ProjectID != cur.ProjectID {
+		return translate.ErrBadParam("project_id differs from the key's project: an update cannot move a key")
 	}
 	return nil
 }

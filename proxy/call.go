@@ -19,12 +19,15 @@ type call struct {
 	client translate.Side
 	op     translate.Op
 	id     string
-	// body is the request body, read into a pooled buffer.
-	body  []byte
-	req   translate.Cred
-	token string
-	who   *policy.Identity
-	reqID string
+	// body is the request body, read into a pooled buffer; slurped says it
+	// was read, bodyErr what went wrong reading it.
+	body    []byte
+	slurped bool
+	bodyErr *translate.Error
+	req     translate.Cred
+	token   string
+	who     *policy.Identity
+	reqID   string
 	// filters of a list request
 	userFilter, projectFilter string
 	// warning to answer with (secret dropped)

@@ -14,8 +14,14 @@ func (s *Server) create(k *call) *translate.Error {
 	if target == "" {
 		target = k.who.UserID
 	}
-	if d := s.decide(k, target); !d.Allowed {
+	d := s.decide(k, target)
+	if !d.Allowed {
 		return s.deny(k)
+	}
+	if d.Rule == "owner" && k.req.ProjectID != "" && k.req.ProjectID != k.who.ProjectID {
+		// Allowed as the key's owner only: its project (an IBM storage
+		// account, a Keystone project) is the caller's own, not one it names.
+		return translate.ErrForbidden("policy allows a key only in the caller's own project")
 	}
 	if s.same(k) {
 		return s.createSame(k, target)

@@ -18,9 +18,13 @@ type route struct {
 	label string
 	// method and path as registered; spanName is "{method} {route}".
 	method, path, spanName string
+	// body: the route reads a request body.
+	body bool
 }
 
-func keyRoute(side translate.Side, op translate.Op) route { return route{side: side, op: op} }
+func keyRoute(side translate.Side, op translate.Op) route {
+	return route{side: side, op: op, body: op == translate.OpCreate || op == translate.OpUpdate}
+}
 
 // opLabel is the op field of metrics and access lines.
 func (rt *route) opLabel() string {
@@ -58,6 +62,9 @@ func (s *Server) handle(rt route, serve func(*call) *translate.Error) echo.Handl
 			reqID: requestID(r), body: (*in)[:0], out: (*out)[:0]}
 		span := s.serverSpan(k)
 		s.tel.Metrics.Begin()
+		if rt.body {
+			k.bodyErr = s.slurp(k) // before the slot: judged in order by checkInput
+		}
 		err := s.limited(k, serve)
 		if err != nil {
 			k.err = err

@@ -60,16 +60,29 @@ func (s *Server) checkInput(k *call) *translate.Error {
 	return s.checkCross(k)
 }
 
-// readBody reads a bounded JSON body into k's pooled buffer.
+// readBody checks the body's content type and hands over the body the
+// wrapper read (slurp) before the request took a concurrency slot.
 func (s *Server) readBody(k *call) *translate.Error {
-	r := k.c.Request()
-	if !isJSONType(r.Header.Get("Content-Type")) {
+	if !isJSONType(k.c.Request().Header.Get("Content-Type")) {
 		return translate.ErrMediaType("Content-Type must be application/json")
 	}
+	if !k.slurped {
+		k.bodyErr = s.slurp(k)
+	}
+	return k.bodyErr
+}
+
+// slurp reads a body of at most limits.max_body_bytes into k's pooled buffer.
+// The wrapper calls it before taking a concurrency slot: a client trickling a
+// body holds a connection and a goroutine, never a slot real callers need.
+func (s *Server) slurp(k *call) *translate.Error {
+	k.slurped = true
+	r := k.c.Request()
 	if r.ContentLength > s.maxBody {
 		return translate.ErrTooLarge("request body exceeds the limit")
 	}
 	b := k.body[:0]
+	defer func() { k.body = b }()
 	for {
 		if len(b) == cap(b) {
 			b = append(b, 0)[:len(b)]
@@ -77,19 +90,15 @@ func (s *Server) readBody(k *call) *translate.Error {
 		n, err := r.Body.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
 		if int64(len(b)) > s.maxBody {
-			k.body = b
 			return translate.ErrTooLarge("request body exceeds the limit")
 		}
 		if err == io.EOF {
-			break
+			return nil
 		}
 		if err != nil {
-			k.body = b
 			return translate.ErrBadBody("cannot read the request body")
 		}
 	}
-	k.body = b
-	return nil
 }
 
 // isJSONType accepts application/json with any parameters, in any letter case.

@@ -56,14 +56,19 @@ func (s *Server) reply(k *call, status int, body []byte, from upstream.Answer) *
 func noErr(error) *translate.Error { return nil }
 
 // pass relays a same-dialect answer untouched, unless it is not the JSON the
-// dialect promises, in which case it becomes a proper error. Keystone links are
-// the one change: the upstream's own address stays behind the bridge.
+// dialect promises or a failure of the backend itself (5xx), which become the
+// bridge's own error. Keystone links are the one change to what is passed: the
+// upstream's own address stays behind the bridge.
 func (s *Server) pass(k *call, a upstream.Answer) *translate.Error {
 	switch {
 	case a.Status == http.StatusNoContent:
 		return s.reply(k, a.Status, nil, a)
 	case a.Status < 200 || (a.Status >= 300 && a.Status < 400):
 		return translate.ErrBadGateway("upstream answered with an unexpected status")
+	case a.Status >= 500:
+		// Not passed on: a backend's failure text names its insides. The
+		// status stays; the text goes to the access line.
+		return s.upError(k.op, a)
 	case len(a.Body) == 0 || !gjson.ValidBytes(a.Body):
 		if a.Status >= 400 {
 			return s.upError(k.op, a)

@@ -162,7 +162,7 @@ func (s *Server) routes() *echo.Echo {
 		s.add(e, http.MethodDelete, base+"/:id", keyRoute(side, translate.OpDelete), s.checked(s.delete))
 	}
 	s.add(e, http.MethodPost, "/v3.0/OS-CREDENTIAL/securitytokens",
-		route{side: translate.SideOscred, label: "temporary_keys"}, s.securityTokens)
+		route{side: translate.SideOscred, label: "temporary_keys", body: true}, s.securityTokens)
 	if s.idn != nil {
 		for _, kind := range []string{"users", "projects"} {
 			rt := route{side: translate.SideKeystone, label: "lookup"}

@@ -33,11 +33,22 @@ func (s *Server) updateMethod() string {
 // authorizeUpdate decides an update whose body goes upstream as the client
 // wrote it: the owner is looked up when the body names one, which must be it.
 func (s *Server) authorizeUpdate(k *call, upID string) *translate.Error {
+	if k.req.ProjectID != "" && s.side.Dialect == translate.EC2Blob {
+		// The project goes upstream too: the current one is needed to hold it.
+		cur, _, err := s.fetch(k, upID)
+		if err != nil {
+			return err
+		}
+		if d := s.decide(k, cur.UserID); !d.Allowed {
+			return s.deny(k)
+		}
+		return noMove(k, cur, true)
+	}
 	owner, err := s.authorize(k, upID, k.req.HasUserID)
 	if err != nil {
 		return err
 	}
-	return noMove(k, owner)
+	return noMove(k, translate.Cred{UserID: owner}, false)
 }
 
 // updateSame forwards the scanned body (one reading); a user_id in it must be
@@ -84,7 +95,7 @@ func (s *Server) updateToEC2(k *call, upID string) *translate.Error {
 	if d := s.decide(k, cur.UserID); !d.Allowed {
 		return s.deny(k)
 	}
-	if err := noMove(k, cur.UserID); err != nil {
+	if err := noMove(k, cur, true); err != nil {
 		return err
 	}
 	merged := merge(cur, k.req)
@@ -110,10 +121,7 @@ func merge(cur, req translate.Cred) translate.Cred {
 	if req.Secret != "" {
 		cur.Secret = req.Secret
 	}
-	if req.ProjectID != "" {
-		cur.ProjectID = req.ProjectID
-	}
-	return cur
+	return cur // project_id: noMove held it to the key's own
 }
 
 // answerUpdate renders an upstream's update answer for a client of another dialect.

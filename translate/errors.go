@@ -1,7 +1,9 @@
 package translate
 
 import (
+	"errors"
 	"strings"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
@@ -179,7 +181,7 @@ func ParseUpstreamError(s Side, op Op, status int, body []byte) *Error {
 		}
 	}
 	if msg = "upstream: " + msg; len(msg) > 512 {
-		msg = msg[:512]
+		msg = strings.ToValidUTF8(cutRunes(msg, 512), "")
 	}
 	e := &Error{Status: status, Message: msg}
 	switch {
@@ -193,6 +195,15 @@ func ParseUpstreamError(s Side, op Op, status int, body []byte) *Error {
 		e.Status, e.Code = 502, CodeBadGateway
 	default:
 		e.Code = codeForStatus(status)
+	}
+	if e.Status >= 500 {
+		// A backend's own failure text names its insides (database hosts,
+		// addresses, stack frames): the operator gets it in the access line,
+		// the client a plain statement.
+		e.cause, e.Message = errors.New(msg), "upstream failed: "+StatusText(status)
+		if e.Message == "upstream failed: " {
+			e.Message += "unexpected answer"
+		}
 	}
 	return e
 }
@@ -255,3 +266,14 @@ var statusTexts = map[int]string{
 
 // StatusText is the reason phrase of an HTTP status ("" when unknown), as net/http's.
 func StatusText(status int) string { return statusTexts[status] }
+
+// cutRunes cuts s to at most n bytes, not inside a UTF-8 character.
+func cutRunes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

@@ -1,6 +1,9 @@
 package translate
 
-import "strconv"
+import (
+	"strconv"
+	"unicode/utf8"
+)
 
 // The writers below append JSON to a caller's buffer. New documents on the hot path
 // are built this way rather than by repeated sjson.Set calls: each sjson.Set
@@ -26,7 +29,17 @@ func appendString[T string | []byte](dst []byte, s T) []byte {
 			continue
 		}
 		if c >= 0x80 {
-			continue // UTF-8 continuation or lead byte: copied as is
+			// A whole UTF-8 character is copied as it is; an invalid byte
+			// (an upstream's message cut short, a hostile header) becomes U+FFFD.
+			r, size := decodeRune(s[i:])
+			if r != utf8.RuneError || size > 1 {
+				i += size - 1
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, "\ufffd"...)
+			start = i + 1
+			continue
 		}
 		dst = append(dst, s[start:i]...)
 		switch c {
@@ -47,6 +60,16 @@ func appendString[T string | []byte](dst []byte, s T) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+func decodeRune[T string | []byte](s T) (rune, int) {
+	switch v := any(s).(type) {
+	case string:
+		return utf8.DecodeRuneInString(v)
+	case []byte:
+		return utf8.DecodeRune(v)
+	}
+	return utf8.RuneError, 1
 }
 
 func appendInt(dst []byte, n int) []byte { return strconv.AppendInt(dst, int64(n), 10) }
