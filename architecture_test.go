@@ -27,6 +27,9 @@ func TestImportRules(t *testing.T) {
 		"config":  {mod + "proxy", mod + "app", mod + "upstream", "github.com/labstack/echo/v4"},
 		// tlsconf is a leaf: config and policy both hold its ClientTLS.
 		"internal/tlsconf": {mod + "config", mod + "policy", mod + "upstream", mod + "proxy", mod + "app", mod + "translate"},
+		// telemetry takes label strings; audit takes plain events.
+		"telemetry": {mod + "translate", mod + "policy", mod + "proxy", mod + "upstream", mod + "config", mod + "migrate", mod + "app"},
+		"audit":     {mod + "translate", mod + "policy", mod + "proxy", mod + "upstream", mod + "config", mod + "migrate", mod + "telemetry", mod + "app"},
 		// The product ships no test helper and no benchmark tool.
 		"cmd/credbridge": {mod + "internal/testing", mod + "bench"},
 	}

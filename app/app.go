@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/credbridge/credbridge/audit"
 	"github.com/credbridge/credbridge/config"
 	"github.com/credbridge/credbridge/internal/connlimit"
 	"github.com/credbridge/credbridge/policy"
@@ -39,6 +40,8 @@ type Runtime struct {
 	done    chan error
 	tls     atomic.Pointer[serverTLS] // nil: plain HTTP
 	stop    context.CancelFunc        // ends the identity probe
+	// audit is the trail Start opened (nil: off, or the caller's Options.Audit).
+	audit *audit.Writer
 }
 
 // Built is what one config makes: the proxy and the token cache it checks with.
@@ -127,7 +130,7 @@ func Build(cfg *config.Config, o Options, stats *policy.CacheStats) (*Built, err
 		b.Close()
 		return nil, err
 	}
-	b.Proxy, err = proxy.New(po, proxy.Deps{Validator: b.Cache, Owners: b.Cache.Owners(cfg.Upstream.URL), Rules: rules, Tokens: tokens, Log: log, Telemetry: tel, AccessLog: o.AccessLog})
+	b.Proxy, err = proxy.New(po, proxy.Deps{Validator: b.Cache, Owners: b.Cache.Owners(cfg.Upstream.URL), Rules: rules, Tokens: tokens, Log: log, Telemetry: tel, AccessLog: o.AccessLog, Audit: o.Audit})
 	if err != nil {
 		b.Close()
 		return nil, err
@@ -142,6 +145,8 @@ type Options struct {
 	Telemetry *telemetry.Telemetry
 	// AccessLog receives access lines encoded by hand (nil: through Log).
 	AccessLog io.Writer
+	// Audit receives the audit trail (nil: Start opens cfg.Audit's).
+	Audit *audit.Writer
 }
 
 // Start listens on cfg's addresses and serves until Shutdown.
@@ -152,7 +157,7 @@ func Start(cfg *config.Config, o Options) (*Runtime, error) {
 	}
 	if tel == nil {
 		var err error
-		if tel, err = telemetry.New(nil, false, ""); err != nil {
+		if tel, err = telemetry.New(telemetry.Options{}); err != nil {
 			return nil, err
 		}
 	}
@@ -162,11 +167,20 @@ func Start(cfg *config.Config, o Options) (*Runtime, error) {
 		NegativeHits: stats.NegativeHits.Load, RedisErrors: stats.RedisErrors.Load, Tampered: stats.Tampered.Load,
 	})
 	o.Log, o.Telemetry = log, tel
+	var trail *audit.Writer
+	if o.Audit == nil {
+		var err error
+		if trail, err = audit.Open(cfg.Audit); err != nil {
+			return nil, err
+		}
+		o.Audit = trail
+	}
 	b, err := Build(cfg, o, stats)
 	if err != nil {
+		_ = trail.Close()
 		return nil, err
 	}
-	r := &Runtime{log: log, opts: o, stats: stats, health: proxy.NewHealth(), done: make(chan error, 2)}
+	r := &Runtime{log: log, opts: o, stats: stats, health: proxy.NewHealth(), done: make(chan error, 2), audit: trail}
 	r.cfg.Store(cfg)
 	r.built.Store(b)
 	r.health.AddCheck("redis", func() error { return r.built.Load().Cache.Check() })
@@ -174,6 +188,7 @@ func Start(cfg *config.Config, o Options) (*Runtime, error) {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		b.Close()
+		_ = trail.Close()
 		return nil, fmt.Errorf("listen: %v", err)
 	}
 	capped := connlimit.New(ln, cfg.Limits.MaxConns)
@@ -190,6 +205,7 @@ func Start(cfg *config.Config, o Options) (*Runtime, error) {
 	if r.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 		b.Close()
 		r.ln.Close()
+		_ = trail.Close()
 		return nil, fmt.Errorf("admin_listen: %v", err)
 	}
 	r.srv = &http.Server{
@@ -242,6 +258,9 @@ func (r *Runtime) Reload(cfg *config.Config) error {
 	if cfg.Listen != cur.Listen || cfg.AdminListen != cur.AdminListen {
 		return errors.New("listen and admin_listen cannot change on reload; restart instead")
 	}
+	if cfg.Audit != cur.Audit {
+		return errors.New("audit.file cannot change on reload; restart instead")
+	}
 	b, err := Build(cfg, r.opts, r.stats)
 	if err != nil {
 		return err
@@ -265,7 +284,8 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 	err := r.srv.Shutdown(ctx)
 	aerr := r.admin.Shutdown(ctx)
 	r.built.Load().Close()
-	return errors.Join(err, aerr)
+	// After the servers: the last requests' events are in the buffer by now.
+	return errors.Join(err, aerr, r.audit.Close())
 }
 
 // ShutdownTimeout is the configured drain time.

@@ -32,6 +32,7 @@ type cloud struct {
 	upURL   string
 	tokens  []string // X-Auth-Token values the backend received
 	parents []string // traceparent values the backend received
+	baggage []string // baggage values the backend received
 	tokenMu sync.Mutex
 }
 
@@ -45,6 +46,7 @@ func newCloud(t *testing.T, up translate.Side) *cloud {
 		c.tokenMu.Lock()
 		c.tokens = append(c.tokens, r.Header.Get("X-Auth-Token"))
 		c.parents = append(c.parents, r.Header.Get("Traceparent"))
+		c.baggage = append(c.baggage, r.Header.Get("Baggage"))
 		c.tokenMu.Unlock()
 		h.ServeHTTP(w, r)
 	}))
@@ -299,4 +301,10 @@ func TestClientConnectionCap(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the third client was not served after a slot freed")
 	}
+}
+
+func (c *cloud) seenBaggage() []string {
+	c.tokenMu.Lock()
+	defer c.tokenMu.Unlock()
+	return append([]string(nil), c.baggage...)
 }

@@ -53,7 +53,7 @@ func BenchmarkBridgePatchB2A(b *testing.B) {
 			if tracing {
 				exp = discard{}
 			}
-			tel, err := telemetry.New(exp, false, "bench")
+			tel, err := telemetry.New(telemetry.Options{Exporter: exp, Version: "bench"})
 			if err != nil {
 				b.Fatal(err)
 			}

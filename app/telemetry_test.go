@@ -25,7 +25,7 @@ const (
 
 func traced(t *testing.T) (*telemetry.Telemetry, *tracetest.InMemoryExporter) {
 	exp := tracetest.NewInMemoryExporter()
-	tel, err := telemetry.New(exp, true, "test")
+	tel, err := telemetry.New(telemetry.Options{Exporter: exp, Sync: true, Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,8 +167,8 @@ func TestMetricsMoveAfterTraffic(t *testing.T) {
 		`credbridge_cache_lookups_total{level="miss"} 1`,
 		`credbridge_redis_errors_total 0`,
 		`credbridge_requests_inflight 0`,
-		`credbridge_request_duration_seconds_count{client_dialect="ec2blob-ibm",op="list"} 3`,
-		`credbridge_upstream_duration_seconds_count{op="list",upstream_dialect="oscred"} 3`,
+		`credbridge_request_duration_seconds_count{client_dialect="ec2blob-ibm",code="200",op="list"} 3`,
+		`credbridge_upstream_duration_seconds_count{code="200",op="list",upstream_dialect="oscred"} 3`,
 		`credbridge_identity_duration_seconds_count{outcome="ok"} 1`,
 	} {
 		if !strings.Contains(m, want) {

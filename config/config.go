@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/credbridge/credbridge/audit"
 	"github.com/credbridge/credbridge/policy"
 	"go.yaml.in/yaml/v3"
 )
@@ -39,7 +40,8 @@ type Config struct {
 	// PublicURL is the base URL clients reach the bridge at, for Keystone's
 	// links.self. Default "": http://<listen>. Never taken from a client's Host
 	// header (a client could point other clients' links anywhere).
-	PublicURL string `yaml:"public_url"`
+	PublicURL string       `yaml:"public_url"`
+	Audit     audit.Config `yaml:"audit"`
 	// ShutdownTimeout is how long in-flight requests may finish after SIGTERM.
 	// Default 15s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -226,6 +228,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := checkHostPort("admin_listen", c.AdminListen); err != nil {
+		return err
+	}
+	if err := c.Audit.Validate(); err != nil {
 		return err
 	}
 	switch c.Upstream.Dialect {

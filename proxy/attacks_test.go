@@ -180,7 +180,7 @@ func TestAttackClientTraceHeaders(t *testing.T) {
 	for _, tracing := range []bool{false, true} {
 		deps := proxy.Deps{Tokens: upstream.StaticToken(bt.Admin)}
 		if tracing {
-			tel, err := telemetry.New(tracetest.NewInMemoryExporter(), true, "test")
+			tel, err := telemetry.New(telemetry.Options{Exporter: tracetest.NewInMemoryExporter(), Sync: true, Version: "test"})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/credbridge/credbridge/telemetry"
 	"github.com/credbridge/credbridge/translate"
 	"github.com/labstack/echo/v4"
 )
@@ -71,7 +72,7 @@ func (s *Server) handle(rt route, serve func(*call) *translate.Error) echo.Handl
 			s.writeError(c, rt.side, k.reqID, err)
 		}
 		status, d := c.Response().Status, time.Since(start)
-		s.tel.Metrics.End(k.ctx, rt.side, s.side, rt.op, status, d)
+		s.tel.Metrics.End(k.ctx, telemetry.Labels{Route: rt.path, Method: r.Method, ClientDialect: rt.side.String(), UpstreamDialect: s.side.String(), Op: rt.opLabel(), Scheme: telemetry.Scheme(r)}, status, d)
 		endServerSpan(k, span, status)
 		s.accessLog(k, status, d)
 		k.release()

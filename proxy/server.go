@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/credbridge/credbridge/audit"
 	"github.com/credbridge/credbridge/policy"
 	"github.com/credbridge/credbridge/telemetry"
 	"github.com/credbridge/credbridge/translate"
@@ -56,6 +57,8 @@ type Deps struct {
 	AccessLog io.Writer
 	// Mirror is told of the primary's writes and reads (migration); nil: off.
 	Mirror Mirror
+	// Audit receives one event per key operation and refusal; nil: off.
+	Audit *audit.Writer
 }
 
 // Server answers clients of both dialects in front of one upstream.
@@ -133,7 +136,7 @@ func (d *Deps) defaults(o Options) error {
 		d.Owners = policy.NewLocalOwnerCache(o.OwnerTTL)
 	}
 	if d.Telemetry == nil {
-		t, err := telemetry.New(nil, false, "")
+		t, err := telemetry.New(telemetry.Options{})
 		if err != nil {
 			return err
 		}

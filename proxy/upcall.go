@@ -3,6 +3,7 @@ package proxy
 import (
 	"time"
 
+	"github.com/credbridge/credbridge/telemetry"
 	"github.com/credbridge/credbridge/translate"
 	"github.com/credbridge/credbridge/upstream"
 )
@@ -27,7 +28,7 @@ func (s *Server) sendTo(k *call, to *upstream.Client, tok, method, path, query s
 	start := time.Now()
 	a, err := to.Do(upstream.Request{Method: method, Path: path, Query: query, Body: body, Token: tok, RequestID: reqID, Trace: s.traceHeaders(k, ctx)})
 	if to == s.up {
-		s.tel.Metrics.Upstream(k.ctx, s.side, k.op, time.Since(start))
+		s.tel.Metrics.Upstream(k.ctx, telemetry.Labels{Method: method, UpstreamDialect: s.side.String(), Op: k.rt.opLabel(), Peer: to.Base()}, a.Status, time.Since(start))
 	}
 	endClientSpan(span, a.Status, err)
 	k.keep(a)

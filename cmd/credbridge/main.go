@@ -72,6 +72,17 @@ func main() {
 }
 
 func versionString() string {
+	return fmt.Sprintf("credbridge %s (commit %s, %s)", version, commitID(), runtime.Version())
+}
+
+// buildOptions carry the build's version and commit to telemetry
+// (service.version, credbridge_build_info).
+func buildOptions() telemetry.Options {
+	return telemetry.Options{Version: version, Commit: commitID()}
+}
+
+// commitID is main.commit, else the VCS revision Go stamped, else "unknown".
+func commitID() string {
 	c := commit
 	if c == "" {
 		if bi, ok := debug.ReadBuildInfo(); ok {
@@ -85,7 +96,7 @@ func versionString() string {
 	if c == "" {
 		c = "unknown"
 	}
-	return fmt.Sprintf("credbridge %s (commit %s, %s)", version, c, runtime.Version())
+	return c
 }
 
 // configPath resolves --config, then $CREDBRIDGE_CONFIG, then ./config.yaml.
@@ -142,7 +153,7 @@ func serve(args []string) error {
 	logw := logging.NewWriter(os.Stderr)
 	defer logw.Close()
 	log := logging.New(logw, cfg.Log.Level)
-	tel, err := telemetry.Setup(context.Background(), version)
+	tel, err := telemetry.Setup(context.Background(), buildOptions())
 	if err != nil {
 		return fmt.Errorf("telemetry (OTEL_* variables): %v", err)
 	}
@@ -192,7 +203,7 @@ func demo(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	tel, err := telemetry.Setup(context.Background(), version)
+	tel, err := telemetry.Setup(context.Background(), buildOptions())
 	if err != nil {
 		return fmt.Errorf("telemetry (OTEL_* variables): %v", err)
 	}
