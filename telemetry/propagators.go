@@ -10,7 +10,8 @@ import (
 // Propagators reads OTEL_PROPAGATORS (a comma-separated list). Empty means
 // tracecontext alone — not the SDK's usual "tracecontext,baggage": baggage is
 // whatever a client chose to put there, and the bridge must not carry it on to
-// the upstream or the identity service unless an operator asks for it.
+// the upstream or the identity service (proxy also drops it from the context
+// and from outgoing headers, so even a listed "baggage" only parses it).
 // "none" turns propagation off. Names the bridge does not implement (b3,
 // jaeger, xray, ottrace) are an error naming the variable, not a silent
 // fallback that would break traces without saying so.
