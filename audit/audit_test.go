@@ -272,3 +272,26 @@ func FuzzAppendJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestLogDoesNotAllocate: an event costs the request no allocation (the
+// encoding reuses the writer's scratch buffer).
+func TestLogDoesNotAllocate(t *testing.T) {
+	w := NewWriter(discard{}, time.Hour)
+	defer w.Close()
+	if n := testing.AllocsPerRun(500, func() { w.Log(sample) }); n != 0 {
+		t.Fatalf("%v allocations per event", n)
+	}
+}
+
+func BenchmarkLog(b *testing.B) {
+	w := NewWriter(discard{}, FlushInterval)
+	defer w.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		w.Log(sample)
+	}
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
