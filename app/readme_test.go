@@ -21,7 +21,7 @@ func TestDemoAndREADMERunAsPasted(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Fatal("curl is needed: make test installs it")
 	}
-	tel, err := telemetry.New(nil, false, "")
+	tel, err := telemetry.New(telemetry.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
