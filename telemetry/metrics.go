@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"strconv"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 )
@@ -27,15 +29,18 @@ type ConnCounters struct {
 // dashboards that scrape it) and the OpenTelemetry HTTP semantic conventions'
 // (http_server_request_duration_seconds); upstream calls likewise
 // (credbridge_upstream_duration_seconds, http_client_request_duration_seconds).
+// Those four are atomics collected straight into the Prometheus registry
+// (see hist); the rest goes through the OTel SDK.
 type Metrics struct {
 	inflight atomic.Int64
 	requests counters
 	server   *table
 	client   *table
-	reqDur   metric.Float64Histogram
-	upDur    metric.Float64Histogram
-	stdSrv   metric.Float64Histogram
-	stdCli   metric.Float64Histogram
+	hs       histograms
+	reqDur   family
+	upDur    family
+	stdSrv   family
+	stdCli   family
 	idDur    metric.Float64Histogram
 	idOpts   [2][]metric.RecordOption
 	cache    atomic.Pointer[CacheCounters]
@@ -46,35 +51,28 @@ type Metrics struct {
 var overflowKey = seriesKey{Labels: Labels{Route: "_OTHER", Method: "_OTHER", ClientDialect: "_OTHER",
 	UpstreamDialect: "_OTHER", Op: "_OTHER", Scheme: "http", Peer: "_OTHER"}}
 
-func newMetrics(m metric.Meter) (*Metrics, error) {
+func newMetrics(m metric.Meter, reg prometheus.Registerer) (*Metrics, error) {
 	mt := &Metrics{requests: counters{cells: map[[4]string]*cell{}}}
-	if err := mt.histograms(m); err != nil {
+	if err := mt.histograms(m, reg); err != nil {
 		return nil, err
 	}
 	mt.server = newTable(mt.serverSeries, overflowKey)
-	mt.client = newTable(clientSeries, overflowKey)
+	mt.client = newTable(mt.clientSeries, overflowKey)
 	mt.idOpts[0] = opts(attribute.String("outcome", "ok"))
 	mt.idOpts[1] = opts(attribute.String("outcome", "error"))
 	return mt, mt.observers(m)
 }
 
-func (mt *Metrics) histograms(m metric.Meter) error {
-	// Sub-millisecond resolution: the bridge adds well under a millisecond.
-	// The semconv histograms use the same boundaries (their advice starts at
-	// 5 ms, which would put every request of a healthy bridge in one bucket).
-	buckets := metric.WithExplicitBucketBoundaries(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-	var errs []error
-	h := func(name, desc string) metric.Float64Histogram {
-		x, err := m.Float64Histogram(name, metric.WithUnit("s"), metric.WithDescription(desc), buckets)
-		errs = append(errs, err)
-		return x
-	}
-	mt.reqDur = h("credbridge.request.duration", "Whole request, as the client sees it, by client dialect, operation and status code")
-	mt.upDur = h("credbridge.upstream.duration", "One upstream call, by upstream dialect, operation and status code")
-	mt.idDur = h("credbridge.identity.duration", "One identity service validation")
-	mt.stdSrv = h("http.server.request.duration", "Duration of HTTP server requests (OpenTelemetry semantic conventions)")
-	mt.stdCli = h("http.client.request.duration", "Duration of HTTP client requests toward the upstream (OpenTelemetry semantic conventions)")
-	return errors.Join(errs...)
+func (mt *Metrics) histograms(m metric.Meter, reg prometheus.Registerer) error {
+	fam := func(name, help string) family { return family{hs: &mt.hs, name: name, help: help} }
+	mt.reqDur = fam("credbridge_request_duration_seconds", "Whole request, as the client sees it, by client dialect, operation and status code")
+	mt.upDur = fam("credbridge_upstream_duration_seconds", "One upstream call, by upstream dialect, operation and status code")
+	mt.stdSrv = fam("http_server_request_duration_seconds", "Duration of HTTP server requests (OpenTelemetry semantic conventions)")
+	mt.stdCli = fam("http_client_request_duration_seconds", "Duration of HTTP client requests toward the upstream (OpenTelemetry semantic conventions)")
+	var err error
+	mt.idDur, err = m.Float64Histogram("credbridge.identity.duration", metric.WithUnit("s"),
+		metric.WithDescription("One identity service validation"), metric.WithExplicitBucketBoundaries(bounds...))
+	return errors.Join(err, reg.Register(&mt.hs))
 }
 
 func opts(kv ...attribute.KeyValue) []metric.RecordOption {
@@ -83,32 +81,25 @@ func opts(kv ...attribute.KeyValue) []metric.RecordOption {
 
 func (mt *Metrics) serverSeries(k seriesKey) *series {
 	code := codeLabel(k.status)
-	std := append([]attribute.KeyValue{attribute.String("http.request.method", k.Method),
-		attribute.String("url.scheme", k.Scheme)}, statusAttr(k.status)...)
+	std := prometheus.Labels{"http_request_method": k.Method, "url_scheme": k.Scheme}
 	if k.Route != "" {
-		std = append(std, attribute.String("http.route", k.Route))
+		std["http_route"] = k.Route
 	}
-	if et, ok := errorType(k.status); ok {
-		std = append(std, attribute.String("error.type", et))
-	}
+	statusLabels(std, k.status)
 	return &series{
 		count: mt.requests.cell(k.ClientDialect, k.UpstreamDialect, k.Op, code),
-		own:   opts(attribute.String("client_dialect", k.ClientDialect), attribute.String("op", k.Op), attribute.String("code", code)),
-		std:   opts(std...),
+		own:   mt.reqDur.series(prometheus.Labels{"client_dialect": k.ClientDialect, "op": k.Op, "code": code}),
+		std:   mt.stdSrv.series(std),
 	}
 }
 
-func clientSeries(k seriesKey) *series {
+func (mt *Metrics) clientSeries(k seriesKey) *series {
 	host, port := hostPort(k.Peer)
-	std := append([]attribute.KeyValue{attribute.String("http.request.method", k.Method),
-		attribute.String("server.address", host), attribute.Int("server.port", port)}, statusAttr(k.status)...)
-	if et, ok := errorType(k.status); ok {
-		std = append(std, attribute.String("error.type", et))
-	}
+	std := prometheus.Labels{"http_request_method": k.Method, "server_address": host, "server_port": strconv.Itoa(port)}
+	statusLabels(std, k.status)
 	return &series{
-		own: opts(attribute.String("upstream_dialect", k.UpstreamDialect), attribute.String("op", k.Op),
-			attribute.String("code", codeLabel(k.status))),
-		std: opts(std...),
+		own: mt.upDur.series(prometheus.Labels{"upstream_dialect": k.UpstreamDialect, "op": k.Op, "code": codeLabel(k.status)}),
+		std: mt.stdCli.series(std),
 	}
 }
 
@@ -161,23 +152,22 @@ func (m *Metrics) SetCache(c *CacheCounters) { m.cache.Store(c) }
 func (m *Metrics) Begin() { m.inflight.Add(1) }
 
 // End records a finished request: every route, 404s and 405s included.
-func (m *Metrics) End(ctx context.Context, l Labels, status int, d time.Duration) {
+// ctx is kept for exemplars; the histograms record none today.
+func (m *Metrics) End(_ context.Context, l Labels, status int, d time.Duration) {
 	m.inflight.Add(-1)
 	l.Peer = ""
 	s := m.server.get(seriesKey{normalize(l), status})
 	s.count.Add(1)
-	sec := d.Seconds()
-	m.reqDur.Record(ctx, sec, s.own...)
-	m.stdSrv.Record(ctx, sec, s.std...)
+	s.own.observe(d.Seconds())
+	s.std.observe(d.Seconds())
 }
 
 // Upstream records one upstream call; status 0 means it got no answer.
-func (m *Metrics) Upstream(ctx context.Context, l Labels, status int, d time.Duration) {
+func (m *Metrics) Upstream(_ context.Context, l Labels, status int, d time.Duration) {
 	l.Route, l.ClientDialect, l.Scheme = "", "", ""
 	s := m.client.get(seriesKey{normalize(l), status})
-	sec := d.Seconds()
-	m.upDur.Record(ctx, sec, s.own...)
-	m.stdCli.Record(ctx, sec, s.std...)
+	s.own.observe(d.Seconds())
+	s.std.observe(d.Seconds())
 }
 
 // Identity records one identity service call.

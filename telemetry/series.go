@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 )
@@ -48,8 +49,8 @@ type seriesKey struct {
 // has it: the hot path only looks it up.
 type series struct {
 	count *atomic.Int64 // credbridge_requests_total's cell (nil for upstream calls)
-	own   []metric.RecordOption
-	std   []metric.RecordOption
+	own   *hist         // credbridge_*_duration_seconds
+	std   *hist         // http_*_request_duration_seconds
 }
 
 // table maps keys to series. Reads are one atomic load and a map lookup (no
@@ -167,24 +168,18 @@ func codeLabel(status int) string {
 	return "other"
 }
 
-// errorType is error.type: the status code for a 5xx answer, "_OTHER" when
-// there was no answer at all (status 0: the call failed), else nothing.
-func errorType(status int) (string, bool) {
+// statusLabels add http.response.status_code (absent when there was no
+// answer) and error.type: the status for a 5xx, "_OTHER" when the call got no
+// answer at all (status 0).
+func statusLabels(l prometheus.Labels, status int) {
 	switch {
-	case status == 0:
-		return "_OTHER", true
+	case status <= 0:
+		l["error_type"] = "_OTHER"
+		return
 	case status >= 500:
-		return strconv.Itoa(status), true
+		l["error_type"] = strconv.Itoa(status)
 	}
-	return "", false
-}
-
-// statusAttr is http.response.status_code, absent when there was no answer.
-func statusAttr(status int) []attribute.KeyValue {
-	if status <= 0 {
-		return nil
-	}
-	return []attribute.KeyValue{attribute.Int("http.response.status_code", status)}
+	l["http_response_status_code"] = strconv.Itoa(status)
 }
 
 // hostPort splits a base URL or host:port into server.address and server.port.

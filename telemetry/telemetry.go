@@ -2,10 +2,13 @@
 // the standard OTEL_* variables only (none set: no tracer, near-zero cost), and
 // metrics through the OTel SDK exported as Prometheus text.
 //
-// Hot-path counters are plain atomics that observable instruments read at
-// scrape time, so counting a request costs one atomic add; histograms use the
-// SDK with attribute sets computed once per label tuple (see Labels). The
-// package knows nothing of dialects or operations: callers name them.
+// The hot path allocates nothing and takes no lock: a request's labels find
+// their series in a copy-on-write table (see Labels), its count is one atomic
+// add that an observable counter reads at scrape time, and its two latency
+// histograms are atomics collected straight into the Prometheus registry
+// (hist: ~10x cheaper than the SDK's histogram Record). The rest goes through
+// the OTel SDK. The package knows nothing of dialects or operations: callers
+// name them.
 package telemetry
 
 import (
@@ -133,7 +136,7 @@ func (t *Telemetry) setupMetrics(res *resource.Resource, o Options) error {
 	}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(pe), sdkmetric.WithResource(res))
 	t.shutdown = append(t.shutdown, mp.Shutdown)
-	if t.Metrics, err = newMetrics(mp.Meter("github.com/credbridge/credbridge")); err != nil {
+	if t.Metrics, err = newMetrics(mp.Meter("github.com/credbridge/credbridge"), reg); err != nil {
 		return err
 	}
 	t.MetricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})

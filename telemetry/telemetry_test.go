@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -236,3 +237,44 @@ func TestHostPort(t *testing.T) {
 }
 
 func zero() int64 { return 0 }
+
+// TestHistogramBuckets: le is inclusive, past the last bound is +Inf, buckets
+// are cumulative, and concurrent observations all count (sum included).
+func TestHistogramBuckets(t *testing.T) {
+	tel, _ := New(Options{})
+	m := tel.Metrics
+	l := Labels{Route: "/r", Method: "GET", ClientDialect: "c", UpstreamDialect: "u", Op: "get"}
+	for _, d := range []time.Duration{500 * time.Microsecond, 700 * time.Microsecond, 20 * time.Second} {
+		m.Begin()
+		m.End(context.Background(), l, 200, d)
+	}
+	const lbl = `client_dialect="c",code="200",op="get"`
+	mustContain(t, scrape(t, tel),
+		`credbridge_request_duration_seconds_bucket{`+lbl+`,le="0.0005"} 1`,
+		`credbridge_request_duration_seconds_bucket{`+lbl+`,le="0.001"} 2`,
+		`credbridge_request_duration_seconds_bucket{`+lbl+`,le="10"} 2`,
+		`credbridge_request_duration_seconds_bucket{`+lbl+`,le="+Inf"} 3`,
+		`credbridge_request_duration_seconds_sum{`+lbl+`} 20.0012`,
+		`credbridge_request_duration_seconds_count{`+lbl+`} 3`,
+		"# TYPE credbridge_request_duration_seconds histogram",
+		"# TYPE http_server_request_duration_seconds histogram",
+	)
+	up := Labels{Method: "GET", UpstreamDialect: "u", Op: "get", Peer: "127.0.0.1:1"}
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 1000; i++ {
+				m.Upstream(context.Background(), up, 200, 500*time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	mustContain(t, scrape(t, tel),
+		`credbridge_upstream_duration_seconds_sum{code="200",op="get",upstream_dialect="u"} 4000`,
+		`credbridge_upstream_duration_seconds_count{code="200",op="get",upstream_dialect="u"} 8000`,
+		`credbridge_upstream_duration_seconds_bucket{code="200",op="get",upstream_dialect="u",le="0.25"} 0`,
+		`credbridge_upstream_duration_seconds_bucket{code="200",op="get",upstream_dialect="u",le="0.5"} 8000`,
+	)
+}
