@@ -337,7 +337,7 @@ func TestRedteamErrorsLeakNothing(t *testing.T) {
 			t.Run(what+"/"+client.String(), func(t *testing.T) {
 				logs := &bt.SyncBuffer{}
 				spans := tracetest.NewInMemoryExporter()
-				tel, err := telemetry.New(spans, true, "test")
+				tel, err := telemetry.New(telemetry.Options{Exporter: spans, Sync: true, Version: "test"})
 				if err != nil {
 					t.Fatal(err)
 				}
