@@ -36,6 +36,9 @@ type call struct {
 	out []byte
 	// err is what the client was told went wrong (for the access log).
 	err *translate.Error
+	// target and owner are the access key acted on and its owner, as far as
+	// they became known (for the audit trail).
+	target, owner string
 	// pspan is the policy span, open from token check to decision; cacheSrc
 	// is where the token's answer came from, for that span.
 	pspan    trace.Span

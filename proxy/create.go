@@ -14,6 +14,7 @@ func (s *Server) create(k *call) *translate.Error {
 	if target == "" {
 		target = k.who.UserID
 	}
+	k.owner, k.target = target, k.req.Access
 	d := s.decide(k, target)
 	if !d.Allowed {
 		return s.deny(k)
@@ -116,8 +117,9 @@ func (s *Server) completeCreated(k *call, got, sent translate.Cred) translate.Cr
 	return got
 }
 
-// learn remembers a key the upstream showed: its owner, and its AK by hash.
+// learn remembers a key the upstream created: its owner, and its AK by hash.
 func (s *Server) learn(k *call, c translate.Cred) {
+	k.target = c.Access
 	s.seen.add(c.Access)
 	s.owners.Set(k.ctx, s.side.ID(c.Access), c.UserID)
 }

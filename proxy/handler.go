@@ -75,6 +75,7 @@ func (s *Server) handle(rt route, serve func(*call) *translate.Error) echo.Handl
 		s.tel.Metrics.End(k.ctx, telemetry.Labels{Route: rt.path, Method: r.Method, ClientDialect: rt.side.String(), UpstreamDialect: s.side.String(), Op: rt.opLabel(), Scheme: telemetry.Scheme(r)}, status, d)
 		endServerSpan(k, span, status)
 		s.accessLog(k, status, d)
+		s.auditEvent(k, status) // before release: its strings may point into answers
 		k.release()
 		putBuf(in, k.body)
 		putBuf(out, k.out)

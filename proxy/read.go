@@ -58,6 +58,7 @@ func (s *Server) list(k *call) *translate.Error {
 	if target == "" {
 		target = k.who.UserID
 	}
+	k.owner = target
 	d := s.decide(k, target)
 	if !d.Allowed {
 		return s.deny(k)

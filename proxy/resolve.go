@@ -24,12 +24,14 @@ func (s *Server) fetch(k *call, upID string) (translate.Cred, upstream.Answer, *
 	}
 	s.owners.Set(k.ctx, upID, c.UserID)
 	s.seen.add(c.Access)
+	k.owner = c.UserID
 	return c, a, nil
 }
 
 // owner of the key named upID: from the cache, else from the upstream.
 func (s *Server) owner(k *call, upID string) (string, *translate.Error) {
 	if o, ok := s.owners.Get(k.ctx, upID); ok {
+		k.owner = o
 		return o, nil
 	}
 	c, _, err := s.fetch(k, upID)
@@ -38,6 +40,7 @@ func (s *Server) owner(k *call, upID string) (string, *translate.Error) {
 
 // resolve gives the id to use in the upstream path and the AK when known.
 func (s *Server) resolve(k *call) (upID, ak string, err *translate.Error) {
+	defer func() { k.target = ak }()
 	switch {
 	case !k.client.HashIDs() && !s.side.HashIDs():
 		return k.id, k.id, nil

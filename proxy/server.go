@@ -79,6 +79,7 @@ type Server struct {
 	tel       *telemetry.Telemetry
 	accessOut io.Writer
 	mirror    Mirror
+	audit     *audit.Writer
 	// publicURL is the bridge's base URL for clients (no trailing slash);
 	// links is its Keystone credentials collection, for links.self.
 	publicURL, links string
@@ -97,7 +98,7 @@ func New(o Options, d Deps) (*Server, error) {
 	}
 	s := &Server{
 		up: up, side: o.Upstream.Side,
-		validator: d.Validator, rules: d.Rules, tokens: d.Tokens, owners: d.Owners, mirror: d.Mirror,
+		validator: d.Validator, rules: d.Rules, tokens: d.Tokens, owners: d.Owners, mirror: d.Mirror, audit: d.Audit,
 		seen: newSeenKeys(), maxBody: o.MaxBodyBytes, maxFlight: int64(o.MaxConcurrent),
 		log: d.Log, now: d.Now, tel: d.Telemetry, accessOut: d.AccessLog,
 		publicURL: strings.TrimRight(o.PublicURL, "/"),
