@@ -22,13 +22,17 @@ type Emulated struct {
 // Close stops it.
 func (e *Emulated) Close() error { return e.server.Close() }
 
-// ServeEmulator listens on addr and serves h.
-func ServeEmulator(addr string, h http.Handler) (*Emulated, error) {
+// ServeEmulator listens on addr and serves h, its connections treated as conns
+// says (none: net/http's defaults).
+func ServeEmulator(addr string, h http.Handler, conns ...emulator.Conns) (*Emulated, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	for _, c := range conns {
+		c.Apply(srv)
+	}
 	go func() { _ = srv.Serve(ln) }()
 	return &Emulated{Addr: ln.Addr().String(), server: srv}, nil
 }

@@ -66,8 +66,14 @@ type Upstream struct {
 	// overflows the upstream's accept backlog (SYNs dropped, 1 s retransmits).
 	// Risk: too low queues requests behind a slow upstream (latency × MaxConns
 	// is the most the bridge can carry).
-	MaxConns int          `yaml:"max_conns"`
-	Auth     UpstreamAuth `yaml:"auth"`
+	MaxConns int `yaml:"max_conns"`
+	// IdleTimeout closes a pooled connection idle this long. Default 4s, below
+	// the shortest common server keep-alive timeout (Apache's 5 s). Risk: above
+	// the backend's own timeout the pool races the server's close (a request
+	// that lands on a connection as it closes fails unless it may be resent);
+	// very low opens a connection per request under light load.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	Auth        UpstreamAuth  `yaml:"auth"`
 	// TLS toward an https:// upstream: CA bundle, client certificate, server name.
 	TLS ClientTLS `yaml:"tls"`
 }
@@ -172,6 +178,7 @@ func (c *Config) applyDefaults() {
 	def(&c.Upstream.Flavor, "ibm") // read only when the dialect is ec2blob
 	def(&c.Upstream.URL, "http://127.0.0.1:9001")
 	defDur(&c.Upstream.Timeout, 10*time.Second)
+	defDur(&c.Upstream.IdleTimeout, 4*time.Second) // upstream.DefaultIdleTimeout
 	def(&c.Upstream.Auth.Mode, "passthrough")
 	def(&c.Identity.URL, "http://127.0.0.1:9002")
 	defDur(&c.Identity.Timeout, 3*time.Second)
@@ -246,6 +253,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := checkDur("upstream.timeout", c.Upstream.Timeout, 10*time.Minute); err != nil {
+		return err
+	}
+	if err := checkDur("upstream.idle_timeout", c.Upstream.IdleTimeout, 10*time.Minute); err != nil {
 		return err
 	}
 	switch c.Upstream.Auth.Mode {

@@ -72,10 +72,17 @@ type IdentityClient struct {
 	Observe func(ctx context.Context, d time.Duration, answered bool)
 }
 
+// identityIdleTimeout is upstream.DefaultIdleTimeout (policy does not import upstream).
+const identityIdleTimeout = 4 * time.Second
+
 // NewTransport is the pooled transport toward the identity service, with
 // identity.tls applied.
 func NewTransport(cfg IdentityConfig) (*http.Transport, error) {
-	t := &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second}
+	// IdleConnTimeout below the identity service's keep-alive timeout
+	// (Apache's 5 s; uwsgi closes at once): net/http then drops an idle
+	// connection before the server does, and a validation (a GET) that still
+	// lands on one the server closed is resent by net/http itself.
+	t := &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: identityIdleTimeout}
 	if !cfg.TLS.IsZero() {
 		tc, err := cfg.TLS.Config("") // "": net/http names the URL's host
 		if err != nil {

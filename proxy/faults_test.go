@@ -165,7 +165,7 @@ func TestConcurrencyLimit(t *testing.T) {
 }
 
 // TestRetriesOnlyIdempotent: a connection dropped before any answer is retried
-// once for GET/PUT/DELETE, never for POST/PATCH (which might then apply twice).
+// once for GET/PUT/PATCH/DELETE, never for a POST toward oscred (a second key).
 func TestRetriesOnlyIdempotent(t *testing.T) {
 	var mu sync.Mutex
 	attempts := map[string]int{}

@@ -23,7 +23,7 @@ func OptionsFrom(cfg *config.Config) (Options, error) {
 	}
 	o := Options{
 		Upstream: upstream.Options{Peer: "upstream", Side: UpstreamSide(cfg.Upstream), URL: cfg.Upstream.URL,
-			Timeout: cfg.Upstream.Timeout, MaxConns: cfg.Upstream.MaxConns, TLS: upTLS},
+			Timeout: cfg.Upstream.Timeout, MaxConns: cfg.Upstream.MaxConns, IdleTimeout: cfg.Upstream.IdleTimeout, TLS: upTLS},
 		MaxBodyBytes:  cfg.Limits.MaxBodyBytes,
 		MaxConcurrent: cfg.Limits.MaxConcurrent,
 		PublicURL:     cfg.PublicURL,

@@ -62,9 +62,15 @@ type Account struct {
 }
 
 // NewKeystoneLogin builds the source; password is the content of password_file.
-// rt carries the login (nil: net/http's default); app passes the identity
-// service's transport, so identity.tls applies to the login too.
+// rt carries the login (nil: a transport of its own); app passes the identity
+// service's transport, so identity.tls (and its idle timeout) applies to the
+// login too.
 func NewKeystoneLogin(cfg Account, password string, timeout time.Duration, rt http.RoundTripper) *KeystoneLogin {
+	if rt == nil {
+		// Idle connections dropped before the service's keep-alive timeout
+		// (net/http's default transport keeps them 90 s).
+		rt = &http.Transport{MaxIdleConnsPerHost: 2, IdleConnTimeout: DefaultIdleTimeout, Proxy: http.ProxyFromEnvironment}
+	}
 	return &KeystoneLogin{cfg: cfg, password: password, hc: &http.Client{Transport: rt, Timeout: timeout}, now: time.Now}
 }
 
@@ -117,6 +123,11 @@ func (k *KeystoneLogin) login(ctx context.Context) (string, time.Time, error) {
 		return "", time.Time{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	// A login may be resent (net/http does so on a reused connection the
+	// server closed only for requests marked idempotent): a second login just
+	// issues a second token, and the first is never used. The empty key
+	// marks it without sending the header.
+	req.Header["Idempotency-Key"] = nil
 	resp, err := k.hc.Do(req)
 	if err != nil {
 		return "", time.Time{}, errors.New("service login: identity service unreachable")

@@ -39,6 +39,9 @@ type Options struct {
 	// TLS, when set, is the client TLS config (CA bundle, client certificate);
 	// nil: the system roots, the URL's host as server name.
 	TLS *tls.Config
+	// IdleTimeout: an idle connection is closed after it (0: DefaultIdleTimeout).
+	// It must stay below the backend's keep-alive timeout.
+	IdleTimeout time.Duration
 }
 
 // Client is the pooled client toward the backend. It is fasthttp's HostClient
@@ -54,6 +57,7 @@ type Client struct {
 	host    string
 	scheme  string
 	hc      *fasthttp.HostClient
+	fresh   *fasthttp.HostClient // for the one resend of a stale request
 	timeout time.Duration
 	peer    string
 }
@@ -100,36 +104,56 @@ func New(o Options) (*Client, error) {
 	if tc == nil {
 		tc = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
 	}
-	hc := &fasthttp.HostClient{
+	idle := o.IdleTimeout
+	if idle <= 0 {
+		idle = DefaultIdleTimeout
+	}
+	hc := hostClient(o, addr, u.Scheme == "https", tc)
+	hc.MaxIdleConnDuration = idle
+	hc.Transport = &transport{idle: idle, keystone: o.Side == translate.SideKeystone}
+	hc.Dial = func(addr string) (net.Conn, error) {
+		c, err := fasthttp.DialTimeout(addr, dialTimeout)
+		if err != nil {
+			return nil, err
+		}
+		tc := &conn{Conn: c}
+		tc.peek.init(c)
+		return tc, nil
+	}
+	// The resend goes out on a connection of its own, closed after the answer
+	// (Connection: close), so it cannot land on another stale one.
+	fresh := hostClient(o, addr, u.Scheme == "https", tc)
+	fresh.Dial = func(addr string) (net.Conn, error) { return fasthttp.DialTimeout(addr, dialTimeout) }
+	return &Client{
+		side: o.Side, base: u.Scheme + "://" + u.Host, prefix: strings.TrimRight(u.Path, "/"),
+		host: u.Host, scheme: u.Scheme, hc: hc, fresh: fresh, timeout: o.Timeout, peer: o.Peer,
+	}, nil
+}
+
+const dialTimeout = 5 * time.Second
+
+// hostClient is the fasthttp client both pools share the settings of.
+func hostClient(o Options, addr string, isTLS bool, tc *tls.Config) *fasthttp.HostClient {
+	return &fasthttp.HostClient{
 		Addr:      addr,
 		Name:      "credbridge",
-		IsTLS:     u.Scheme == "https",
+		IsTLS:     isTLS,
 		TLSConfig: tc,
 		MaxConns:  o.MaxConns,
 		// Past MaxConns a request waits for a free connection (within the
 		// call's deadline) instead of failing at once.
 		MaxConnWaitTimeout:            o.Timeout,
-		MaxIdleConnDuration:           90 * time.Second,
 		ReadTimeout:                   o.Timeout,
 		WriteTimeout:                  o.Timeout,
 		MaxResponseBodySize:           MaxAnswerBytes,
 		DisablePathNormalizing:        true, // paths are built from checked ids
 		DisableHeaderNamesNormalizing: false,
 		NoDefaultUserAgentHeader:      true,
-		// Retry only requests that cannot have changed anything twice, and only
-		// when the connection failed before an answer (a stale keep-alive).
-		MaxIdemponentCallAttempts: 2,
-		RetryIfErr: func(req *fasthttp.Request, attempts int, err error) (bool, bool) {
-			m := string(req.Header.Method())
-			idempotent := m == http.MethodGet || m == http.MethodDelete || m == http.MethodPut
-			return false, idempotent && attempts < 2 && connDropped(err)
-		},
-		Dial: func(addr string) (net.Conn, error) { return fasthttp.DialTimeout(addr, 5*time.Second) },
+		// fasthttp's own retry is off: it would resend a POST to oscred, and
+		// cannot tell a reused connection from a fresh one (see transport).
+		MaxIdemponentCallAttempts: 1,
+		RetryIfErr:                func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
 	}
-	return &Client{
-		side: o.Side, base: u.Scheme + "://" + u.Host, prefix: strings.TrimRight(u.Path, "/"),
-		host: u.Host, scheme: u.Scheme, hc: hc, timeout: o.Timeout, peer: o.Peer,
-	}, nil
 }
 
 // Side is the dialect the backend speaks.
@@ -206,15 +230,25 @@ func (c *Client) Do(r Request) (Answer, *translate.Error) {
 		req.SetBodyRaw(r.Body)
 	}
 	resp := fasthttp.AcquireResponse()
-	if err := c.hc.DoDeadline(req, resp, time.Now().Add(c.timeout)); err != nil {
+	deadline := time.Now().Add(c.timeout)
+	err := c.hc.DoDeadline(req, resp, deadline)
+	var stale *staleError
+	if errors.As(err, &stale) {
+		// Once, within the same deadline; see transport.resendable for why
+		// only requests that cannot change the outcome twice get here.
+		req.SetConnectionClose()
+		err = c.fresh.DoDeadline(req, resp, deadline)
+	}
+	if err != nil {
 		fasthttp.ReleaseResponse(resp)
 		return Answer{}, c.transportError(err)
 	}
 	return Answer{Status: resp.StatusCode(), Body: resp.Body(), resp: resp}, nil
 }
 
-// connDropped: the connection closed before any answer (fasthttp reports io.EOF
-// to the retry hook and ErrConnectionClosed to the caller).
+// connDropped: the connection was closed or reset under the exchange (fasthttp
+// reports any failure before the first answer byte as io.EOF, and
+// ErrConnectionClosed to the caller).
 func connDropped(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)

@@ -238,6 +238,9 @@ func emulate(args []string) error {
 	flavor := fs.String("flavor", "ibm", "ec2blob flavor: ibm or keystone")
 	users := fs.String("users", "", "users file (default: the demo users)")
 	identity := fs.String("identity", "", "identity service URL for tokens the users file does not hold")
+	var conns emulator.Conns
+	fs.BoolVar(&conns.CloseAfterAnswer, "close-after-answer", false, "close each connection after its answer without Connection: close, as uwsgi --http-socket does")
+	fs.DurationVar(&conns.IdleTimeout, "idle-timeout", 0, "close keep-alive connections idle this long (0: never)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -257,14 +260,14 @@ func emulate(args []string) error {
 	var err error
 	switch kind {
 	case "oscred":
-		e, err = app.ServeEmulator(*listen, emulator.NewOscred(dir).Handler())
+		e, err = app.ServeEmulator(*listen, emulator.NewOscred(dir).Handler(), conns)
 	case "ec2blob":
 		if *flavor != "ibm" && *flavor != "keystone" {
 			return fmt.Errorf("emulate: --flavor %q is not ibm or keystone", *flavor)
 		}
-		e, err = app.ServeEmulator(*listen, emulator.NewEC2Blob(dir, *flavor == "keystone").Handler())
+		e, err = app.ServeEmulator(*listen, emulator.NewEC2Blob(dir, *flavor == "keystone").Handler(), conns)
 	case "identity":
-		e, err = app.ServeEmulator(*listen, emulator.NewIdentity(dir).Handler())
+		e, err = app.ServeEmulator(*listen, emulator.NewIdentity(dir).Handler(), conns)
 	default:
 		return fmt.Errorf("emulate: unknown server %q (oscred, ec2blob or identity)", kind)
 	}

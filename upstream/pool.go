@@ -1,0 +1,180 @@
+package upstream
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/credbridge/credbridge/translate"
+	"github.com/valyala/fasthttp"
+)
+
+// DefaultIdleTimeout is how long an idle connection stays in the pool: below
+// the keep-alive timeouts servers commonly use (Apache 5 s, uwsgi closes at
+// once, nginx 75 s, Go 90 s), so the pool drops a connection before the server
+// does rather than race it.
+const DefaultIdleTimeout = 4 * time.Second
+
+// conn is the connection the pool dials: it counts the bytes read since the
+// request went out (was any of an answer received?) and can look at its
+// socket without blocking (has the server closed it?). One exchange uses it at
+// a time; the pool's lock orders the hand-overs.
+type conn struct {
+	net.Conn
+	got  int
+	peek peeker
+}
+
+func (c *conn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.got += n
+	return n, err
+}
+
+// ours finds the pool's conn under c (fasthttp wraps it in tls.Conn for https).
+func ours(c net.Conn) *conn {
+	if t, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = t.NetConn()
+	}
+	tc, _ := c.(*conn)
+	return tc
+}
+
+// staleError is a failure before any byte of an answer, of a request that may
+// be sent once more (see resendable). Mostly a reused connection the server
+// closed as the request went out; a fresh one that dropped is treated alike
+// (the resend is as harmless, and a backend restarting drops those too).
+type staleError struct{ err error }
+
+func (e *staleError) Error() string { return e.err.Error() }
+func (e *staleError) Unwrap() error { return e.err }
+
+// transport is fasthttp's default round trip with three changes: a pooled
+// connection the server has closed (or that has idled past idle) is closed
+// instead of used, as go-redis's pool checks a connection before reuse; the
+// bytes of the answer are counted; and a failure before any answer byte comes
+// back as a staleError when the request may be resent. fasthttp's own retry is
+// off (it resends by method alone, and cannot tell an answer cut short from
+// one never begun).
+type transport struct {
+	idle time.Duration
+	// keystone: creates go to a Keystone /v3/credentials (see resendable).
+	keystone bool
+}
+
+func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
+	var deadline time.Time
+	if d := req.GetTimeOut(); d > 0 {
+		deadline = time.Now().Add(d)
+	}
+	cc, err := hc.AcquireConn(req.GetTimeOut(), req.ConnectionClose())
+	for err == nil && !cc.LastUseTime().IsZero() && !t.reusable(cc.Conn(), cc.LastUseTime()) {
+		// Nothing was sent on it: take the next one (or a new one), for any method.
+		hc.CloseConn(cc)
+		cc, err = hc.AcquireConn(req.GetTimeOut(), req.ConnectionClose())
+	}
+	if err != nil {
+		return false, err
+	}
+	c := cc.Conn()
+	tc := ours(c)
+	if tc != nil {
+		tc.got = 0
+	}
+	if err = writeRequest(hc, c, req, deadline); err == nil {
+		err = readAnswer(hc, c, req, resp, deadline)
+	}
+	if err != nil {
+		if tc != nil && tc.got == 0 && connDropped(err) && t.resendable(req) {
+			err = &staleError{err}
+		}
+		hc.CloseConn(cc)
+		return false, err
+	}
+	if req.ConnectionClose() || resp.ConnectionClose() {
+		hc.CloseConn(cc)
+	} else {
+		hc.ReleaseConn(cc)
+	}
+	return false, nil
+}
+
+// reusable: c has idled less than t.idle and its socket has neither an EOF nor
+// unsolicited bytes waiting (a 408 before a close, a TLS alert).
+func (t *transport) reusable(c net.Conn, lastUse time.Time) bool {
+	if time.Since(lastUse) >= t.idle {
+		return false
+	}
+	tc := ours(c)
+	return tc == nil || tc.peek.alive()
+}
+
+// resendable says whether a request that may have reached the backend can be
+// sent a second time without changing the outcome. Each case, and why:
+//   - GET, HEAD: reads.
+//   - PUT, PATCH: the bridge always sends the key's full target state (status,
+//     description), never a delta, so applying it twice leaves the same key.
+//   - DELETE: deleting the key again removes nothing more (at worst a 404).
+//   - POST to Keystone's /v3/credentials: Keystone makes an ec2 credential's
+//     id sha256(access), and the bridge sends the same access key both times,
+//     so a second create collides (409) instead of making a second key.
+//   - POST to oscred or IBM: never. Both mint a new key per create, so a
+//     create the backend performed before the connection died would leave the
+//     user with two keys (and a quota slot gone).
+func (t *transport) resendable(req *fasthttp.Request) bool {
+	switch string(req.Header.Method()) {
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		return true
+	case http.MethodPost:
+		return t.keystone && bytes.HasSuffix(req.URI().Path(), keystoneCreds)
+	}
+	return false
+}
+
+var keystoneCreds = []byte(BasePath(translate.SideKeystone))
+
+func writeRequest(hc *fasthttp.HostClient, c net.Conn, req *fasthttp.Request, deadline time.Time) error {
+	if err := c.SetWriteDeadline(earliest(deadline, hc.WriteTimeout)); err != nil {
+		return err
+	}
+	bw := hc.AcquireWriter(c)
+	err := req.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	hc.ReleaseWriter(bw)
+	return timeoutAsErrTimeout(err)
+}
+
+func readAnswer(hc *fasthttp.HostClient, c net.Conn, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
+	if err := c.SetReadDeadline(earliest(deadline, hc.ReadTimeout)); err != nil {
+		return err
+	}
+	if req.Header.IsHead() {
+		resp.SkipBody = true
+	}
+	br := hc.AcquireReader(c)
+	err := resp.ReadLimitBody(br, hc.MaxResponseBodySize)
+	hc.ReleaseReader(br)
+	return timeoutAsErrTimeout(err)
+}
+
+// earliest is the call's deadline or now+d, whichever comes first (d 0: none).
+func earliest(deadline time.Time, d time.Duration) time.Time {
+	if d > 0 {
+		if t := time.Now().Add(d); deadline.IsZero() || t.Before(deadline) {
+			return t
+		}
+	}
+	return deadline
+}
+
+func timeoutAsErrTimeout(err error) error {
+	var ne interface{ Timeout() bool }
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fasthttp.ErrTimeout
+	}
+	return err
+}

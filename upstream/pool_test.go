@@ -1,0 +1,271 @@
+package upstream
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/credbridge/credbridge/emulator"
+	"github.com/credbridge/credbridge/translate"
+)
+
+// backend is a reference server of side behind conns, counting the
+// connections it accepted.
+type backend struct {
+	srv   *httptest.Server
+	count interface{ Requests() int64 }
+	store *emulator.Store
+	conns atomic.Int64
+}
+
+func startBackend(t *testing.T, side translate.Side, conns emulator.Conns) *backend {
+	t.Helper()
+	dir := emulator.NewDirectory(emulator.DemoUsers())
+	b := &backend{}
+	var h http.Handler
+	if side == translate.SideOscred {
+		o := emulator.NewOscred(dir)
+		b.count, b.store, h = o, o.Store, o.Handler()
+	} else {
+		e := emulator.NewEC2Blob(dir, side == translate.SideKeystone)
+		b.count, b.store, h = e, e.Store, e.Handler()
+	}
+	b.srv = httptest.NewUnstartedServer(h)
+	b.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			b.conns.Add(1)
+		}
+	}
+	conns.Apply(b.srv.Config)
+	b.srv.Start()
+	t.Cleanup(b.srv.Close)
+	return b
+}
+
+func newClient(t *testing.T, side translate.Side, url string, idle time.Duration) *Client {
+	t.Helper()
+	c, err := New(Options{Peer: "upstream", Side: side, URL: url, Timeout: 5 * time.Second, MaxConns: 8, IdleTimeout: idle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func call(t *testing.T, c *Client, r Request) (int, string) {
+	t.Helper()
+	r.Token = "demo-alice-token"
+	a, err := c.Do(r)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer a.Release()
+	return a.Status, string(a.Body)
+}
+
+// createBody is a create of a key for u-alice in the backend's own dialect.
+func createBody(side translate.Side) []byte {
+	switch side {
+	case translate.SideOscred:
+		return []byte(`{"credential":{"user_id":"u-alice"}}`)
+	case translate.SideIBM:
+		return []byte(`{"credential":{"user_id":"u-alice","type":"ec2","blob":{}}}`)
+	}
+	return []byte(`{"credential":{"user_id":"u-alice","type":"ec2","blob":"{\"access\":\"AKSTALE0000000000001\",\"secret\":\"s\"}"}}`)
+}
+
+// A server that closes after every answer, unannounced: each pooled connection
+// is dead by the next request, and the check before reuse finds it, so even
+// creates toward oscred (never resent) succeed every time.
+func TestClosedConnectionNotHandedOut(t *testing.T) {
+	var got, conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Add(1)
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte(`{"credential":{}}`))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	emulator.Conns{CloseAfterAnswer: true}.Apply(srv.Config)
+	srv.Start()
+	defer srv.Close()
+	c := newClient(t, translate.SideOscred, srv.URL, time.Minute)
+	const n = 20
+	for i := 0; i < n; i++ {
+		if st, body := call(t, c, Request{Method: "POST", Path: BasePath(translate.SideOscred), Body: createBody(translate.SideOscred)}); st != 201 {
+			t.Fatalf("create %d: %d %s", i, st, body)
+		}
+		time.Sleep(5 * time.Millisecond) // the server's FIN arrives: this tests the check, not the race
+	}
+	if got.Load() != n || conns.Load() != n {
+		t.Fatalf("server saw %d requests on %d connections for %d creates", got.Load(), conns.Load(), n)
+	}
+}
+
+// Connections idle past the idle timeout are dropped, not reused; ones used
+// sooner are kept.
+func TestIdleTimeoutDropsConnections(t *testing.T) {
+	b := startBackend(t, translate.SideOscred, emulator.Conns{})
+	c := newClient(t, translate.SideOscred, b.srv.URL, 150*time.Millisecond)
+	list := Request{Method: "GET", Path: BasePath(translate.SideOscred)}
+	for _, pause := range []time.Duration{0, 10 * time.Millisecond, 400 * time.Millisecond} {
+		time.Sleep(pause)
+		if st, body := call(t, c, list); st != 200 {
+			t.Fatalf("list: %d %s", st, body)
+		}
+	}
+	if got := b.conns.Load(); got != 2 {
+		t.Fatalf("%d connections; want 2 (one reused within the idle timeout, one after it)", got)
+	}
+	if DefaultIdleTimeout >= 5*time.Second {
+		t.Fatalf("DefaultIdleTimeout %s is not below Apache's 5 s keep-alive timeout", DefaultIdleTimeout)
+	}
+}
+
+// A request that reached the backend on a reused connection and lost its
+// answer is resent once on a fresh connection only when a second copy cannot
+// change the outcome: the backend's request count says how often it was sent.
+func TestResendOnlyWhenSafe(t *testing.T) {
+	cases := []struct {
+		side   translate.Side
+		method string
+		resent bool
+	}{
+		{translate.SideOscred, "GET", true},
+		{translate.SideOscred, "PUT", true},
+		{translate.SideOscred, "DELETE", true},
+		{translate.SideOscred, "POST", false}, // would make a second key
+		{translate.SideIBM, "PATCH", true},
+		{translate.SideIBM, "POST", false}, // would make a second key
+		{translate.SideKeystone, "PATCH", true},
+		{translate.SideKeystone, "POST", true}, // same access, same id: collides
+	}
+	for _, tc := range cases {
+		t.Run(tc.side.String()+"/"+tc.method, func(t *testing.T) {
+			b := startBackend(t, tc.side, emulator.Conns{LoseAnswersOnReuse: true})
+			c := newClient(t, tc.side, b.srv.URL, time.Minute)
+			// The first request on the connection is answered; it goes back to the pool.
+			if st, body := call(t, c, Request{Method: "GET", Path: BasePath(tc.side)}); st != 200 {
+				t.Fatalf("list: %d %s", st, body)
+			}
+			r := Request{Method: tc.method, Path: KeyPath(tc.side, tc.side.ID("AKNOSUCHKEY000000001"))}
+			switch tc.method {
+			case "POST":
+				r.Path, r.Body = BasePath(tc.side), createBody(tc.side)
+			case "PUT", "PATCH":
+				r.Body = []byte(`{"credential":{"status":"inactive"}}`)
+			}
+			st, body := call(t, c, r)
+			want := int64(2)
+			if tc.resent {
+				want = 3
+			}
+			if got := b.count.Requests(); got != want {
+				t.Fatalf("backend saw %d requests, want %d (answer %d %s)", got, want, st, body)
+			}
+			if tc.resent && st == 0 || !tc.resent && st != 0 {
+				t.Fatalf("answer %d %s (resent: %v)", st, body, tc.resent)
+			}
+			if tc.method == "POST" && tc.resent && st != http.StatusConflict {
+				t.Fatalf("Keystone's second create answered %d %s, want 409", st, body)
+			}
+		})
+	}
+}
+
+// A connection dropped without an answer makes a safe request go out once
+// more, on a connection of its own, and only once; an unsafe one not at all.
+func TestResendIsOnce(t *testing.T) {
+	for _, tc := range []struct {
+		method string
+		conns  int64
+	}{{"PUT", 2}, {"POST", 1}} {
+		t.Run(tc.method, func(t *testing.T) {
+			var n atomic.Int64
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			go func() {
+				for {
+					nc, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					n.Add(1)
+					go func() { _, _ = nc.Read(make([]byte, 4096)); nc.Close() }()
+				}
+			}()
+			c := newClient(t, translate.SideOscred, "http://"+ln.Addr().String(), time.Minute)
+			if st, _ := call(t, c, Request{Method: tc.method, Path: BasePath(translate.SideOscred), Body: []byte(`{}`)}); st != 0 {
+				t.Fatalf("answer %d from a server that never answers", st)
+			}
+			if got := n.Load(); got != tc.conns {
+				t.Fatalf("%d connections, want %d", got, tc.conns)
+			}
+		})
+	}
+}
+
+func TestPeek(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dial := func() (*conn, net.Conn) {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc := &conn{Conn: c}
+		tc.peek.init(c)
+		t.Cleanup(func() { c.Close(); s.Close() })
+		return tc, s
+	}
+	settle := func() { time.Sleep(20 * time.Millisecond) }
+	t.Run("open and quiet", func(t *testing.T) {
+		c, _ := dial()
+		if !c.peek.alive() {
+			t.Fatal("an open connection counted as dead")
+		}
+	})
+	t.Run("closed by the server", func(t *testing.T) {
+		c, s := dial()
+		s.Close()
+		settle()
+		if c.peek.alive() {
+			t.Fatal("a connection the server closed counted as alive")
+		}
+	})
+	t.Run("unsolicited bytes", func(t *testing.T) {
+		c, s := dial()
+		_, _ = s.Write([]byte("HTTP/1.1 408 Request Timeout\r\n\r\n"))
+		settle()
+		if c.peek.alive() {
+			t.Fatal("a connection with unread bytes counted as reusable")
+		}
+		// The peek took nothing off the socket.
+		buf := make([]byte, 8)
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "HTTP/1.1" {
+			t.Fatalf("read %q, %v after the peek", buf, err)
+		}
+	})
+	t.Run("peek allocates nothing", func(t *testing.T) {
+		c, _ := dial()
+		if a := testing.AllocsPerRun(100, func() { c.peek.alive() }); a != 0 {
+			t.Fatalf("%v allocations per check", a)
+		}
+	})
+}
