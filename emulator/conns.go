@@ -21,11 +21,12 @@ type Conns struct {
 	// IdleTimeout closes a keep-alive connection idle this long (0: net/http's,
 	// which is ReadTimeout or none). Apache's default is 5 s.
 	IdleTimeout time.Duration
-	// LoseAnswersOnReuse: on a connection's second and later requests the
-	// request is carried out, then the connection closed without an answer —
-	// the server that closed a keep-alive just as a request arrived, at its
-	// worst (it did the work). Tests count what a client sent again.
-	LoseAnswersOnReuse bool
+	// LoseAnswer, when set, picks requests that are carried out and then
+	// answered by closing the connection — the server that closed a
+	// keep-alive just as a request arrived, at its worst (it did the work).
+	// nth is the request's place on its connection, from 1. Tests count what
+	// a client sent again.
+	LoseAnswer func(r *http.Request, nth int64) bool
 }
 
 // Apply sets srv up as c says; call it before srv serves.
@@ -33,7 +34,7 @@ func (c Conns) Apply(srv *http.Server) {
 	if c.IdleTimeout > 0 {
 		srv.IdleTimeout = c.IdleTimeout
 	}
-	if !c.CloseAfterAnswer && !c.LoseAnswersOnReuse {
+	if !c.CloseAfterAnswer && c.LoseAnswer == nil {
 		return
 	}
 	prev := srv.ConnContext
@@ -52,10 +53,13 @@ type served struct{}
 func (c Conns) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, _ := r.Context().Value(served{}).(*atomic.Int64)
-		reused := n != nil && n.Add(1) > 1
+		nth := int64(1)
+		if n != nil {
+			nth = n.Add(1)
+		}
 		rec := &recorder{header: http.Header{}}
 		h.ServeHTTP(rec, r)
-		lose := c.LoseAnswersOnReuse && reused
+		lose := c.LoseAnswer != nil && c.LoseAnswer(r, nth)
 		if !lose && !c.CloseAfterAnswer {
 			rec.copyTo(w)
 			return

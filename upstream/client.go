@@ -57,7 +57,8 @@ type Client struct {
 	host    string
 	scheme  string
 	hc      *fasthttp.HostClient
-	fresh   *fasthttp.HostClient // for the one resend of a stale request
+	fresh   *fasthttp.HostClient // a connection per request: resends, and what may not be resent
+	tr      *transport
 	timeout time.Duration
 	peer    string
 }
@@ -110,7 +111,8 @@ func New(o Options) (*Client, error) {
 	}
 	hc := hostClient(o, addr, u.Scheme == "https", tc)
 	hc.MaxIdleConnDuration = idle
-	hc.Transport = &transport{idle: idle, keystone: o.Side == translate.SideKeystone}
+	tr := &transport{idle: idle, keystone: o.Side == translate.SideKeystone}
+	hc.Transport = tr
 	hc.Dial = func(addr string) (net.Conn, error) {
 		c, err := fasthttp.DialTimeout(addr, dialTimeout)
 		if err != nil {
@@ -120,13 +122,14 @@ func New(o Options) (*Client, error) {
 		tc.peek.init(c)
 		return tc, nil
 	}
-	// The resend goes out on a connection of its own, closed after the answer
-	// (Connection: close), so it cannot land on another stale one.
+	// A resend goes out on a connection of its own, closed after the answer
+	// (Connection: close), so it cannot land on another stale one; so does
+	// a request that may not be resent (see Do).
 	fresh := hostClient(o, addr, u.Scheme == "https", tc)
 	fresh.Dial = func(addr string) (net.Conn, error) { return fasthttp.DialTimeout(addr, dialTimeout) }
 	return &Client{
 		side: o.Side, base: u.Scheme + "://" + u.Host, prefix: strings.TrimRight(u.Path, "/"),
-		host: u.Host, scheme: u.Scheme, hc: hc, fresh: fresh, timeout: o.Timeout, peer: o.Peer,
+		host: u.Host, scheme: u.Scheme, hc: hc, fresh: fresh, tr: tr, timeout: o.Timeout, peer: o.Peer,
 	}, nil
 }
 
@@ -231,7 +234,17 @@ func (c *Client) Do(r Request) (Answer, *translate.Error) {
 	}
 	resp := fasthttp.AcquireResponse()
 	deadline := time.Now().Add(c.timeout)
-	err := c.hc.DoDeadline(req, resp, deadline)
+	hc := c.hc
+	if !c.tr.resendable(req) {
+		// A request that may not go out twice never goes out on a reused
+		// connection: that races the server's close, and the check before
+		// reuse cannot see a FIN still on its way. A connection of its own
+		// costs a handshake; only creates toward oscred and IBM get here, and
+		// a user makes few (two keys at most).
+		req.SetConnectionClose()
+		hc = c.fresh
+	}
+	err := hc.DoDeadline(req, resp, deadline)
 	var stale *staleError
 	if errors.As(err, &stale) {
 		// Once, within the same deadline; see transport.resendable for why

@@ -10,41 +10,10 @@ import (
 	"time"
 
 	"github.com/credbridge/credbridge/emulator"
+	"github.com/credbridge/credbridge/internal/testing/backend"
 	"github.com/credbridge/credbridge/translate"
+	"github.com/valyala/fasthttp"
 )
-
-// backend is a reference server of side behind conns, counting the
-// connections it accepted.
-type backend struct {
-	srv   *httptest.Server
-	count interface{ Requests() int64 }
-	store *emulator.Store
-	conns atomic.Int64
-}
-
-func startBackend(t *testing.T, side translate.Side, conns emulator.Conns) *backend {
-	t.Helper()
-	dir := emulator.NewDirectory(emulator.DemoUsers())
-	b := &backend{}
-	var h http.Handler
-	if side == translate.SideOscred {
-		o := emulator.NewOscred(dir)
-		b.count, b.store, h = o, o.Store, o.Handler()
-	} else {
-		e := emulator.NewEC2Blob(dir, side == translate.SideKeystone)
-		b.count, b.store, h = e, e.Store, e.Handler()
-	}
-	b.srv = httptest.NewUnstartedServer(h)
-	b.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			b.conns.Add(1)
-		}
-	}
-	conns.Apply(b.srv.Config)
-	b.srv.Start()
-	t.Cleanup(b.srv.Close)
-	return b
-}
 
 func newClient(t *testing.T, side translate.Side, url string, idle time.Duration) *Client {
 	t.Helper()
@@ -78,14 +47,13 @@ func createBody(side translate.Side) []byte {
 }
 
 // A server that closes after every answer, unannounced: each pooled connection
-// is dead by the next request, and the check before reuse finds it, so even
-// creates toward oscred (never resent) succeed every time.
+// is dead by the next request, and the check before reuse finds it, so every
+// request succeeds on the pool alone (no resend: the pool is called directly).
 func TestClosedConnectionNotHandedOut(t *testing.T) {
 	var got, conns atomic.Int64
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got.Add(1)
-		w.WriteHeader(http.StatusCreated)
-		_, _ = w.Write([]byte(`{"credential":{}}`))
+		_, _ = w.Write([]byte(`{"credentials":[]}`))
 	}))
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
@@ -98,21 +66,47 @@ func TestClosedConnectionNotHandedOut(t *testing.T) {
 	c := newClient(t, translate.SideOscred, srv.URL, time.Minute)
 	const n = 20
 	for i := 0; i < n; i++ {
-		if st, body := call(t, c, Request{Method: "POST", Path: BasePath(translate.SideOscred), Body: createBody(translate.SideOscred)}); st != 201 {
-			t.Fatalf("create %d: %d %s", i, st, body)
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		req.SetRequestURI(srv.URL + BasePath(translate.SideOscred))
+		err := c.hc.DoTimeout(req, resp, 5*time.Second)
+		if err != nil || resp.StatusCode() != 200 {
+			t.Fatalf("list %d on the pool: %d %v", i, resp.StatusCode(), err)
 		}
+		fasthttp.ReleaseRequest(req)
+		fasthttp.ReleaseResponse(resp)
 		time.Sleep(5 * time.Millisecond) // the server's FIN arrives: this tests the check, not the race
 	}
 	if got.Load() != n || conns.Load() != n {
-		t.Fatalf("server saw %d requests on %d connections for %d creates", got.Load(), conns.Load(), n)
+		t.Fatalf("server saw %d requests on %d connections for %d lists", got.Load(), conns.Load(), n)
+	}
+}
+
+// A create that may not be resent goes out on a connection of its own, never a
+// pooled one: on a server that closes idle connections at once, every one of
+// them succeeds even sent back to back.
+func TestUnsafeRequestOnOwnConnection(t *testing.T) {
+	b := backend.Start(t, translate.SideIBM, emulator.Conns{IdleTimeout: time.Millisecond})
+	c := newClient(t, translate.SideIBM, b.URL, time.Minute)
+	list := Request{Method: "GET", Path: BasePath(translate.SideIBM)}
+	for i := 0; i < 2; i++ { // two keys: IBM's quota
+		if st, body := call(t, c, list); st != 200 {
+			t.Fatalf("list: %d %s", st, body)
+		}
+		before := b.Conns()
+		if st, body := call(t, c, Request{Method: "POST", Path: BasePath(translate.SideIBM), Body: createBody(translate.SideIBM)}); st != 201 {
+			t.Fatalf("create %d: %d %s", i, st, body)
+		}
+		if b.Conns() != before+1 {
+			t.Fatalf("the create did not open a connection of its own")
+		}
 	}
 }
 
 // Connections idle past the idle timeout are dropped, not reused; ones used
 // sooner are kept.
 func TestIdleTimeoutDropsConnections(t *testing.T) {
-	b := startBackend(t, translate.SideOscred, emulator.Conns{})
-	c := newClient(t, translate.SideOscred, b.srv.URL, 150*time.Millisecond)
+	b := backend.Start(t, translate.SideOscred, emulator.Conns{})
+	c := newClient(t, translate.SideOscred, b.URL, 150*time.Millisecond)
 	list := Request{Method: "GET", Path: BasePath(translate.SideOscred)}
 	for _, pause := range []time.Duration{0, 10 * time.Millisecond, 400 * time.Millisecond} {
 		time.Sleep(pause)
@@ -120,7 +114,7 @@ func TestIdleTimeoutDropsConnections(t *testing.T) {
 			t.Fatalf("list: %d %s", st, body)
 		}
 	}
-	if got := b.conns.Load(); got != 2 {
+	if got := b.Conns(); got != 2 {
 		t.Fatalf("%d connections; want 2 (one reused within the idle timeout, one after it)", got)
 	}
 	if DefaultIdleTimeout >= 5*time.Second {
@@ -128,9 +122,12 @@ func TestIdleTimeoutDropsConnections(t *testing.T) {
 	}
 }
 
-// A request that reached the backend on a reused connection and lost its
-// answer is resent once on a fresh connection only when a second copy cannot
-// change the outcome: the backend's request count says how often it was sent.
+// A request that reached the backend and lost its answer (the connection
+// closed instead) is resent once on a fresh connection only when a second copy
+// cannot change the outcome: the backend's request count says how often it
+// was sent. Safe ones are lost on a reused connection (the first request
+// answered, pooled); unsafe ones are never sent on a reused one, so theirs
+// is lost on its own connection.
 func TestResendOnlyWhenSafe(t *testing.T) {
 	cases := []struct {
 		side   translate.Side
@@ -148,8 +145,9 @@ func TestResendOnlyWhenSafe(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.side.String()+"/"+tc.method, func(t *testing.T) {
-			b := startBackend(t, tc.side, emulator.Conns{LoseAnswersOnReuse: true})
-			c := newClient(t, tc.side, b.srv.URL, time.Minute)
+			lose := func(r *http.Request, nth int64) bool { return r.Method == tc.method && (nth > 1 || !tc.resent) }
+			b := backend.Start(t, tc.side, emulator.Conns{LoseAnswer: lose})
+			c := newClient(t, tc.side, b.URL, time.Minute)
 			// The first request on the connection is answered; it goes back to the pool.
 			if st, body := call(t, c, Request{Method: "GET", Path: BasePath(tc.side)}); st != 200 {
 				t.Fatalf("list: %d %s", st, body)
@@ -166,7 +164,7 @@ func TestResendOnlyWhenSafe(t *testing.T) {
 			if tc.resent {
 				want = 3
 			}
-			if got := b.count.Requests(); got != want {
+			if got := b.Requests(); got != want {
 				t.Fatalf("backend saw %d requests, want %d (answer %d %s)", got, want, st, body)
 			}
 			if tc.resent && st == 0 || !tc.resent && st != 0 {
@@ -174,6 +172,9 @@ func TestResendOnlyWhenSafe(t *testing.T) {
 			}
 			if tc.method == "POST" && tc.resent && st != http.StatusConflict {
 				t.Fatalf("Keystone's second create answered %d %s, want 409", st, body)
+			}
+			if tc.method == "POST" && !tc.resent && len(b.Store.Keys(nil)) != 1 {
+				t.Fatalf("%d keys after one create whose answer was lost", len(b.Store.Keys(nil)))
 			}
 		})
 	}
