@@ -21,9 +21,13 @@ func AppendRequest(dst []byte, s Side, op Op, c Cred) []byte {
 		}
 		return append(o.close(), '}')
 	}
-	o.opt("user_id", c.UserID)
-	o.opt("project_id", c.ProjectID)
-	o.str("type", "ec2")
+	// Keystone's PATCH takes the blob alone (Debian's fix for CVE-2026-90460,
+	// keystone 2:22.0.2-0+deb12u5, refuses user_id, project_id and type).
+	if s != SideKeystone || op != OpUpdate {
+		o.opt("user_id", c.UserID)
+		o.opt("project_id", c.ProjectID)
+		o.str("type", "ec2")
+	}
 	if c.Access != "" || c.Secret != "" || c.Status != StatusUnset || c.HasDescription {
 		o.key("blob")
 		o.b = appendBlob(o.b, FormOf(s.Flavor), c, true)
