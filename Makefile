@@ -21,14 +21,19 @@ build:
 run: build
 	./$(BIN) demo
 
-## deps: what the tests need beyond Go — a real redis-server, and
-## python-openstackclient for the compat tests (`openstack credential ...`)
+## deps: what the tests need beyond Go — a real redis-server,
+## python-openstackclient for the compat tests (`openstack credential ...`), and
+## a real Keystone on MariaDB under uwsgi (internal/testing/keystone)
 deps:
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v openstack >/dev/null 2>&1 || missing="$$missing python3-openstackclient"; \
+	command -v keystone-manage >/dev/null 2>&1 || missing="$$missing keystone"; \
+	[ -x /usr/sbin/mariadbd ] || missing="$$missing mariadb-server"; \
+	[ -d /usr/lib/python3/dist-packages/pymysql ] || missing="$$missing python3-pymysql"; \
+	[ -e /usr/lib/uwsgi/plugins/python3_plugin.so ] || missing="$$missing uwsgi-plugin-python3"; \
 	[ -z "$$missing" ] || { \
-	  echo "installing$$missing (tests start a real redis-server on a free loopback port and run the openstack CLI)"; \
+	  echo "installing$$missing (tests start redis-server, MariaDB and Keystone on free loopback ports and run the openstack CLI)"; \
 	  $(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq $$missing >/dev/null; }
 
 ## test: install what is missing, then vet and run every test with the race detector;

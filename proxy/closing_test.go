@@ -21,7 +21,7 @@ func TestMixedAgainstClosingServer(t *testing.T) {
 		t.Run(name(up), func(t *testing.T) {
 			b := backend.Start(t, up, emulator.Conns{CloseAfterAnswer: true})
 			e := bt.Start(t, up, func(c *config.Config) { c.Upstream.URL = b.URL })
-			res := mixed.Run(e.URL, up, []mixed.Caller{{Token: bt.Alice, UserID: "u-alice"}, {Token: bt.Bob, UserID: "u-bob"}}, 1000)
+			res := mixed.Run(e.URL, up, []mixed.Caller{{Token: bt.Alice, UserID: "u-alice", ProjectID: "p-alice"}, {Token: bt.Bob, UserID: "u-bob", ProjectID: "p-bob"}}, 1000)
 			t.Logf("against %s closing after each answer: %s; the backend saw %d requests on %d connections",
 				up, res, b.Requests(), b.Conns())
 			if res.Failures != 0 || res.Ops != 1000 || res.Updates < 333 {
@@ -39,7 +39,7 @@ func TestMixedAgainstClosingServer(t *testing.T) {
 func TestMixedAgainstShortKeepAlive(t *testing.T) {
 	b := backend.Start(t, translate.SideIBM, emulator.Conns{IdleTimeout: 1e6})
 	e := bt.Start(t, translate.SideIBM, func(c *config.Config) { c.Upstream.URL = b.URL })
-	res := mixed.Run(e.URL, translate.SideIBM, []mixed.Caller{{Token: bt.Alice, UserID: "u-alice"}, {Token: bt.Bob, UserID: "u-bob"}}, 300)
+	res := mixed.Run(e.URL, translate.SideIBM, []mixed.Caller{{Token: bt.Alice, UserID: "u-alice", ProjectID: "p-alice"}, {Token: bt.Bob, UserID: "u-bob", ProjectID: "p-bob"}}, 300)
 	t.Logf("%s; %d requests on %d connections", res, b.Requests(), b.Conns())
 	if res.Failures != 0 || res.Ops != 300 {
 		t.Fatalf("%s\nfirst failures: %q", res, res.Failed)

@@ -17,8 +17,8 @@ import (
 	"github.com/credbridge/credbridge/translate"
 )
 
-// Caller is one worker's identity: its token and its user id.
-type Caller struct{ Token, UserID string }
+// Caller is one worker's identity: its token, user and project.
+type Caller struct{ Token, UserID, ProjectID string }
 
 // Result counts the operations sent and what went wrong.
 type Result struct {
@@ -102,11 +102,11 @@ func (w *worker) step(op string) (string, int, bool, string) {
 	want := http.StatusOK
 	switch op {
 	case "create":
-		method, path, body, want = http.MethodPost, bt.Base(side), w.createBody(side), http.StatusCreated
+		method, path, body, want = http.MethodPost, bt.Base(side), CreateBody(side, w.up, w.c.UserID, w.c.ProjectID, "v0"), http.StatusCreated
 	case "update":
 		w.versions++
 		w.status = []string{"active", "inactive"}[w.rng.IntN(2)]
-		method, path, body = bt.UpdateMethod(side), bt.KeyPath(side, w.ak), w.updateBody(side)
+		method, path, body = bt.UpdateMethod(side), bt.KeyPath(side, w.ak), UpdateBody(side, w.ak, w.sk, w.c.UserID, w.status, fmt.Sprintf("v%d", w.versions))
 	case "get":
 		method, path = http.MethodGet, bt.KeyPath(side, w.ak)
 	case "list":
@@ -120,10 +120,10 @@ func (w *worker) step(op string) (string, int, bool, string) {
 	switch {
 	case !ok:
 	case op == "create":
-		w.ak, w.sk, w.status = keyOf(side, answer)
+		w.ak, w.sk, w.status = KeyOf(side, answer)
 		ok = w.ak != ""
 	case op == "get":
-		_, _, status := keyOf(side, answer)
+		_, _, status := KeyOf(side, answer)
 		ok = status == w.status
 		detail += " (want status " + w.status + ")"
 	case op == "delete":
@@ -154,41 +154,45 @@ func (w *worker) send(method, path, ctype, body string) (int, []byte, error) {
 	return resp.StatusCode, b, err
 }
 
-func (w *worker) createBody(side translate.Side) string {
-	u := w.c.UserID
+// CreateBody is what a client of side sends to create a key for user in
+// project, toward an upstream of up: Keystone's clients bring their pair
+// and project, except toward oscred, which refuses a pair.
+func CreateBody(side, up translate.Side, user, project, desc string) string {
 	switch side {
 	case translate.SideOscred:
-		return `{"credential":{"user_id":"` + u + `","description":"v0"}}`
+		return `{"credential":{"user_id":"` + user + `","description":"` + desc + `"}}`
 	case translate.SideIBM:
-		return `{"credential":{"user_id":"` + u + `","type":"ec2","blob":{"description":"v0"}}}`
+		return `{"credential":{"user_id":"` + user + `","type":"ec2","blob":{"description":"` + desc + `"}}}`
 	}
-	if w.up == translate.SideOscred {
-		return `{"credential":{"user_id":"` + u + `","type":"ec2","blob":"{\"description\":\"v0\"}"}}`
+	if up == translate.SideOscred {
+		return `{"credential":{"user_id":"` + user + `","type":"ec2","blob":"{\"description\":\"` + desc + `\"}"}}`
 	}
-	// Keystone's clients bring their pair.
 	ak, sk := translate.NewKeyPair()
-	return `{"credential":{"user_id":"` + u + `","type":"ec2","blob":"{\"access\":\"` + ak + `\",\"secret\":\"` + sk + `\",\"description\":\"v0\"}"}}`
+	return `{"credential":{"user_id":"` + user + `","project_id":"` + project + `","type":"ec2","blob":"{\"access\":\"` + ak +
+		`\",\"secret\":\"` + sk + `\",\"description\":\"` + desc + `\"}"}}`
 }
 
-func (w *worker) updateBody(side translate.Side) string {
-	desc := fmt.Sprintf("v%d", w.versions)
-	ec2 := map[string]string{"active": "Active", "inactive": "Inactive"}[w.status]
+// UpdateBody sets a key's status (active | inactive) and description as a
+// client of side does; a Keystone client sends the blob alone, as Keystone's
+// PATCH requires.
+func UpdateBody(side translate.Side, ak, sk, user, status, desc string) string {
+	ec2 := map[string]string{"active": "Active", "inactive": "Inactive"}[status]
 	switch side {
 	case translate.SideOscred:
-		return `{"credential":{"status":"` + w.status + `","description":"` + desc + `"}}`
+		return `{"credential":{"status":"` + status + `","description":"` + desc + `"}}`
 	case translate.SideIBM:
-		return `{"credential":{"blob":{"access":"` + w.ak + `","secret":"` + w.sk + `","status":"` + ec2 + `","description":"` + desc + `"},"type":"ec2","user_id":"` + w.c.UserID + `"}}`
+		return `{"credential":{"blob":{"access":"` + ak + `","secret":"` + sk + `","status":"` + ec2 + `","description":"` + desc + `"},"type":"ec2","user_id":"` + user + `"}}`
 	}
-	return `{"credential":{"blob":"{\"access\":\"` + w.ak + `\",\"secret\":\"` + w.sk + `\",\"status\":\"` + ec2 + `\",\"description\":\"` + desc + `\"}","type":"ec2","user_id":"` + w.c.UserID + `"}}`
+	return `{"credential":{"blob":"{\"access\":\"` + ak + `\",\"secret\":\"` + sk + `\",\"status\":\"` + ec2 + `\",\"description\":\"` + desc + `\"}"}}`
 }
 
-// keyOf reads access, secret and status (lower case) from a one-key answer.
-func keyOf(side translate.Side, answer []byte) (ak, sk, status string) {
+// KeyOf reads access, secret and status (lower case) from a one-key answer
+// to a client of side.
+func KeyOf(side translate.Side, answer []byte) (ak, sk, status string) {
 	r := &bt.Resp{Body: answer}
-	c := r.Cred()
-	m := c
+	m := r.Cred()
 	if side != translate.SideOscred {
-		m = bt.Blob(c)
+		m = bt.Blob(m)
 	}
 	ak, _ = m["access"].(string)
 	sk, _ = m["secret"].(string)
