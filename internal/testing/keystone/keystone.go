@@ -259,10 +259,16 @@ key_repository = %[1]s/fernet-keys
 key_repository = %[1]s/fernet-keys
 [credential]
 key_repository = %[1]s/credential-keys
+caching = false
 [token]
 provider = fernet
+# Each worker process caches tokens, roles and catalog in its own memory
+# (a credential request validates its token first: most of its cost). Not
+# credentials: a worker would answer a key as it was before the other
+# worker changed it.
 [cache]
-enabled = false
+enabled = true
+backend = dogpile.cache.memory
 `, k.dir, osUser)
 	if err := os.WriteFile(k.path("keystone.conf"), []byte(conf), 0o600); err != nil {
 		return err
@@ -372,4 +378,16 @@ func randomPassword() string {
 		panic(errors.New("crypto/rand failed"))
 	}
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// BridgeEnv is the configuration (CREDBRIDGE_* variables) of a bridge in
+// front of k: upstream ec2blob flavor keystone and identity service both k,
+// the caller's own token sent upstream, on free loopback ports.
+func (k *Keystone) BridgeEnv() []string {
+	return []string{"CREDBRIDGE_LISTEN=127.0.0.1:0", "CREDBRIDGE_ADMIN_LISTEN=127.0.0.1:0",
+		"CREDBRIDGE_UPSTREAM_DIALECT=ec2blob", "CREDBRIDGE_UPSTREAM_FLAVOR=keystone", "CREDBRIDGE_UPSTREAM_URL=" + k.URL,
+		"CREDBRIDGE_UPSTREAM_AUTH_MODE=passthrough", "CREDBRIDGE_IDENTITY_URL=" + k.URL,
+		// Keystone answers in tens of milliseconds alone, in seconds on a busy
+		// 2-core CI machine; the defaults (3 s, 10 s) would make those 503s.
+		"CREDBRIDGE_IDENTITY_TIMEOUT=60s", "CREDBRIDGE_UPSTREAM_TIMEOUT=60s"}
 }
