@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/credbridge/credbridge/config"
-	bt "github.com/credbridge/credbridge/internal/bridgetest"
+	bt "github.com/credbridge/credbridge/internal/testing/bridgetest"
 	"github.com/credbridge/credbridge/internal/testing/keystone"
 	"github.com/credbridge/credbridge/internal/testing/mixed"
 	"github.com/credbridge/credbridge/translate"

@@ -36,7 +36,11 @@ func realKeystoneBridge(t *testing.T) (*ks.Keystone, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := proxy.New(cfg, proxy.Deps{Validator: policy.NewIdentityClient(cfg.Identity, "", nil)})
+	po, err := proxy.OptionsFrom(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := proxy.New(po, proxy.Deps{Validator: policy.NewIdentityClient(cfg.Identity, "", nil)})
 	if err != nil {
 		t.Fatal(err)
 	}

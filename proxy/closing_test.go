@@ -6,8 +6,8 @@ import (
 
 	"github.com/credbridge/credbridge/config"
 	"github.com/credbridge/credbridge/emulator"
-	bt "github.com/credbridge/credbridge/internal/bridgetest"
 	"github.com/credbridge/credbridge/internal/testing/backend"
+	bt "github.com/credbridge/credbridge/internal/testing/bridgetest"
 	"github.com/credbridge/credbridge/internal/testing/mixed"
 	"github.com/credbridge/credbridge/translate"
 )

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credbridge/credbridge/config"
 	"github.com/credbridge/credbridge/emulator"
 )
 
@@ -22,7 +21,7 @@ func TestKeystoneLoginResentOnLostAnswer(t *testing.T) {
 	emulator.Conns{LoseAnswer: func(_ *http.Request, nth int64) bool { return nth > 1 }}.Apply(srv.Config)
 	srv.Start()
 	defer srv.Close()
-	k := NewKeystoneLogin(config.Keystone{URL: srv.URL, UserName: "credbridge", UserDomain: "demo"}, "svc-pass", 5*time.Second)
+	k := NewKeystoneLogin(Account{URL: srv.URL, UserName: "credbridge", UserDomain: "demo"}, "svc-pass", 5*time.Second, nil)
 	now := time.Now()
 	k.now = func() time.Time { return now }
 	first, err := k.UpstreamToken(context.Background(), "caller")

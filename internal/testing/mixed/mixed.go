@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	bt "github.com/credbridge/credbridge/internal/bridgetest"
+	bt "github.com/credbridge/credbridge/internal/testing/bridgetest"
 	"github.com/credbridge/credbridge/translate"
 )
 
