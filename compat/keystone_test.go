@@ -139,6 +139,17 @@ func TestRealKeystoneOpenstackClient(t *testing.T) {
 	if !strings.Contains(shown.Blob, ak) {
 		t.Fatalf("show printed blob %q", shown.Blob)
 	}
+	// `credential set` always sends type and user_id, which this Keystone's
+	// PATCH refuses (CVE-2026-90460's fix): a Keystone client's update goes
+	// through as written, so the bridge answers as Keystone itself does.
+	set := []string{"credential", "set", "--type", "ec2", "--user", k.Alice.ID,
+		"--data", `{"access":"` + ak + `","secret":"` + sk + `","status":"Inactive"}`, created.ID}
+	_, viaBridge, errBridge := osc(t, base, k.Alice.Token, set...)
+	_, direct, errDirect := osc(t, k.URL, k.Alice.Token, set...)
+	if errBridge == nil || errDirect == nil || !strings.Contains(viaBridge, "HTTP 400") || !strings.Contains(direct, "HTTP 400") ||
+		!strings.Contains(viaBridge, "'type', 'user_id' were unexpected") {
+		t.Fatalf("credential set: through the bridge %v %q, straight to Keystone %v %q", errBridge, viaBridge, errDirect, direct)
+	}
 	if _, errOut, err := osc(t, base, k.Bob.Token, "credential", "delete", created.ID); err == nil || !strings.Contains(errOut, "HTTP 403") && !strings.Contains(errOut, "HTTP 404") {
 		t.Fatalf("bob's delete: err %v, stderr %q", err, errOut)
 	}
