@@ -124,7 +124,9 @@ func New(o Options) (*Client, error) {
 	}
 	// A resend goes out on a connection of its own, closed after the answer
 	// (Connection: close), so it cannot land on another stale one; so does
-	// a request that may not be resent (see Do).
+	// a request that may not be resent (see Do). These one-shot connections
+	// have a MaxConns bound of their own: at most twice MaxConns in all, and
+	// only while creates and resends are that many at once.
 	fresh := hostClient(o, addr, u.Scheme == "https", tc)
 	fresh.Dial = func(addr string) (net.Conn, error) { return fasthttp.DialTimeout(addr, dialTimeout) }
 	return &Client{
