@@ -247,8 +247,7 @@ func (c *Client) Do(r Request) (Answer, *translate.Error) {
 		hc = c.fresh
 	}
 	err := hc.DoDeadline(req, resp, deadline)
-	var stale *staleError
-	if errors.As(err, &stale) {
+	if err != nil && isStale(err) {
 		// Once, within the same deadline; see transport.resendable for why
 		// only requests that cannot change the outcome twice get here.
 		req.SetConnectionClose()

@@ -51,6 +51,13 @@ type staleError struct{ err error }
 func (e *staleError) Error() string { return e.err.Error() }
 func (e *staleError) Unwrap() error { return e.err }
 
+// isStale: err (not nil) is a staleError. A function of its own, so that the
+// target errors.As needs escapes only on the failure path.
+func isStale(err error) bool {
+	var s *staleError
+	return errors.As(err, &s)
+}
+
 // transport is fasthttp's default round trip with three changes: a pooled
 // connection the server has closed (or that has idled past idle) is closed
 // instead of used, as go-redis's pool checks a connection before reuse; the
@@ -172,6 +179,9 @@ func earliest(deadline time.Time, d time.Duration) time.Time {
 }
 
 func timeoutAsErrTimeout(err error) error {
+	if err == nil {
+		return nil // before errors.As: its target would escape, an allocation per call
+	}
 	var ne interface{ Timeout() bool }
 	if errors.As(err, &ne) && ne.Timeout() {
 		return fasthttp.ErrTimeout

@@ -270,3 +270,25 @@ func TestPeek(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkDoReused is one GET on a pooled connection: what the check before
+// reuse (one recvfrom) and the counting conn add to every upstream call.
+func BenchmarkDoReused(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"credentials":[]}`))
+	}))
+	defer srv.Close()
+	c, err := New(Options{Peer: "upstream", Side: translate.SideOscred, URL: srv.URL, Timeout: 5 * time.Second, MaxConns: 8})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := Request{Method: "GET", Path: BasePath(translate.SideOscred)}
+	b.ReportAllocs()
+	for b.Loop() {
+		a, err := c.Do(r)
+		if err != nil || a.Status != 200 {
+			b.Fatalf("%d %v", a.Status, err)
+		}
+		a.Release()
+	}
+}
