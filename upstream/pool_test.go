@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -290,5 +291,39 @@ func BenchmarkDoReused(b *testing.B) {
 			b.Fatalf("%d %v", a.Status, err)
 		}
 		a.Release()
+	}
+}
+
+// Keystone's list can answer 404 while a listed key is deleted: the client asks
+// again, twice at most, and only for a Keystone list.
+func TestKeystoneListRaceAskedAgain(t *testing.T) {
+	for _, tc := range []struct {
+		side      translate.Side
+		path      string
+		notFounds int64
+		status    int
+		requests  int64
+	}{
+		{translate.SideKeystone, BasePath(translate.SideKeystone), 1, 200, 2},
+		{translate.SideKeystone, BasePath(translate.SideKeystone), 2, 200, 3},
+		{translate.SideKeystone, BasePath(translate.SideKeystone), 5, 404, 3},
+		{translate.SideKeystone, KeyPath(translate.SideKeystone, "abc"), 1, 404, 1}, // a key can be gone
+		{translate.SideIBM, BasePath(translate.SideIBM), 1, 404, 1},
+	} {
+		t.Run(fmt.Sprintf("%s%s-%d", tc.side, tc.path, tc.notFounds), func(t *testing.T) {
+			var n atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if n.Add(1) <= tc.notFounds {
+					http.Error(w, `{"error":{"code":404}}`, http.StatusNotFound)
+					return
+				}
+				_, _ = w.Write([]byte(`{"credentials":[]}`))
+			}))
+			defer srv.Close()
+			c := newClient(t, tc.side, srv.URL, time.Minute)
+			if st, body := call(t, c, Request{Method: "GET", Path: tc.path}); st != tc.status || n.Load() != tc.requests {
+				t.Fatalf("answer %d %s after %d requests; want %d after %d", st, body, n.Load(), tc.status, tc.requests)
+			}
+		})
 	}
 }
