@@ -27,6 +27,7 @@ run: build
 deps:
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	command -v openstack >/dev/null 2>&1 || missing="$$missing python3-openstackclient"; \
 	command -v keystone-manage >/dev/null 2>&1 || missing="$$missing keystone"; \
 	[ -x /usr/sbin/mariadbd ] || missing="$$missing mariadb-server"; \
