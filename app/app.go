@@ -29,6 +29,7 @@ import (
 type Runtime struct {
 	log     *slog.Logger
 	cfg     atomic.Pointer[config.Config]
+	started *config.Config // what the listeners were started with
 	built   atomic.Pointer[Built]
 	opts    Options
 	stats   *policy.CacheStats
@@ -63,22 +64,11 @@ func (b *Built) Close() {
 // cache metrics stay monotonic.
 func Build(cfg *config.Config, o Options, stats *policy.CacheStats) (*Built, error) {
 	log, tel := o.Log, o.Telemetry
-	serviceToken := ""
-	if cfg.Identity.ServiceTokenFile != "" {
-		t, err := config.ReadSecret(cfg.Identity.ServiceTokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("identity.service_token_file: %v", err)
-		}
-		serviceToken = t
+	sec, err := cfg.Secrets() // read once, by config.Load
+	if err != nil {
+		return nil, err
 	}
-	opts := policy.CacheOptions{TTL: cfg.Cache.TTL, LocalTTL: cfg.Cache.LocalTTL, NegativeTTL: cfg.Cache.NegativeTTL, Log: log, Stats: stats}
-	if cfg.Cache.HMACKeyFile != "" {
-		k, err := config.ReadSecret(cfg.Cache.HMACKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("cache.hmac_key_file: %v", err)
-		}
-		opts.HMACKey = []byte(k)
-	}
+	opts := policy.CacheOptions{TTL: cfg.Cache.TTL, LocalTTL: cfg.Cache.LocalTTL, NegativeTTL: cfg.Cache.NegativeTTL, Log: log, Stats: stats, HMACKey: sec.HMACKey}
 	idBase, err := policy.NewTransport(cfg.Identity)
 	if err != nil {
 		return nil, err
@@ -102,7 +92,7 @@ func Build(cfg *config.Config, o Options, stats *policy.CacheStats) (*Built, err
 			otelhttp.WithTracerProvider(tel.TracerProvider), otelhttp.WithPropagators(tel.Propagator),
 			otelhttp.WithSpanNameFormatter(func(string, *http.Request) string { return "identity validate" }))
 	}
-	ic := policy.NewIdentityClient(cfg.Identity, serviceToken, idTransport)
+	ic := policy.NewIdentityClient(cfg.Identity, sec.IdentityServiceToken, idTransport)
 	ic.Observe = tel.Metrics.Identity
 	b.Cache, b.Identity = policy.NewCache(ic, opts), ic
 	rules, err := policy.Compile(cfg.Policy)
@@ -112,18 +102,10 @@ func Build(cfg *config.Config, o Options, stats *policy.CacheStats) (*Built, err
 	var tokens upstream.TokenSource = upstream.Passthrough{}
 	switch cfg.Upstream.Auth.Mode {
 	case "token":
-		t, err := config.ReadSecret(cfg.Upstream.Auth.TokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("upstream.auth.token_file: %v", err)
-		}
-		tokens = upstream.StaticToken(t)
+		tokens = upstream.StaticToken(sec.UpstreamToken)
 	case "keystone":
-		pw, err := config.ReadSecret(cfg.Upstream.Auth.Keystone.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("upstream.auth.keystone.password_file: %v", err)
-		}
 		ks := cfg.Upstream.Auth.Keystone
-		tokens = upstream.NewKeystoneLogin(upstream.Account{URL: ks.URL, UserName: ks.UserName, UserDomain: ks.UserDomain, ProjectID: ks.ProjectID}, pw, cfg.Identity.Timeout, idBase)
+		tokens = upstream.NewKeystoneLogin(upstream.Account{URL: ks.URL, UserName: ks.UserName, UserDomain: ks.UserDomain, ProjectID: ks.ProjectID}, sec.KeystonePassword, cfg.Identity.Timeout, idBase)
 	}
 	po, err := proxy.OptionsFrom(cfg)
 	if err != nil {
@@ -182,6 +164,7 @@ func Start(cfg *config.Config, o Options) (*Runtime, error) {
 	}
 	r := &Runtime{log: log, opts: o, stats: stats, health: proxy.NewHealth(), done: make(chan error, 2), audit: trail}
 	r.cfg.Store(cfg)
+	r.started = cfg
 	r.built.Store(b)
 	r.health.AddCheck("redis", func() error { return r.built.Load().Cache.Check() })
 	r.health.AddCheck("identity", func() error { return r.built.Load().Identity.Check() })
@@ -251,16 +234,11 @@ func (r *Runtime) Health() *proxy.Health { return r.health }
 // Done reports a listener failing.
 func (r *Runtime) Done() <-chan error { return r.done }
 
-// Reload swaps in a new config. A config that does not build is refused and the
-// old one keeps serving. Listener addresses cannot change without a restart.
+// Reload swaps in a new config: every key a build reads applies at once. A
+// config that does not build is refused and the old one keeps serving. Keys
+// read only when the listeners start keep their old value; Reload logs them by
+// name so an operator knows to restart.
 func (r *Runtime) Reload(cfg *config.Config) error {
-	cur := r.cfg.Load()
-	if cfg.Listen != cur.Listen || cfg.AdminListen != cur.AdminListen {
-		return errors.New("listen and admin_listen cannot change on reload; restart instead")
-	}
-	if cfg.Audit != cur.Audit {
-		return errors.New("audit.file cannot change on reload; restart instead")
-	}
 	b, err := Build(cfg, r.opts, r.stats)
 	if err != nil {
 		return err
@@ -273,7 +251,38 @@ func (r *Runtime) Reload(cfg *config.Config) error {
 	r.cfg.Store(cfg)
 	// Requests in flight may still use the old Redis client; close it after them.
 	time.AfterFunc(cfg.ShutdownTimeout, old.Close)
+	if keys := RestartNeeded(r.started, cfg); len(keys) > 0 {
+		r.log.Warn("config reloaded; these keys keep their old value until a restart", "keys", keys)
+	}
 	return nil
+}
+
+// startOnly are the keys read once, when the listeners start.
+var startOnly = []struct {
+	key     string
+	changed func(started, next *config.Config) bool
+}{
+	{"listen", func(a, b *config.Config) bool { return a.Listen != b.Listen }},
+	{"admin_listen", func(a, b *config.Config) bool { return a.AdminListen != b.AdminListen }},
+	{"limits.max_conns", func(a, b *config.Config) bool { return a.Limits.MaxConns != b.Limits.MaxConns }},
+	{"debug.pprof", func(a, b *config.Config) bool { return a.Debug.PProf != b.Debug.PProf }},
+	{"audit.file", func(a, b *config.Config) bool { return a.Audit != b.Audit }}, // opened once, at start
+	// Upstream calls take a new timeout at once, but the client connections'
+	// write timeout (timeout + 30s) is the listener's: a longer one can cut
+	// answers until a restart.
+	{"upstream.timeout", func(a, b *config.Config) bool { return b.Upstream.Timeout > a.Upstream.Timeout }},
+}
+
+// RestartNeeded names the keys whose value in next differs from the one the
+// listeners started with.
+func RestartNeeded(started, next *config.Config) []string {
+	var keys []string
+	for _, k := range startOnly {
+		if k.changed(started, next) {
+			keys = append(keys, k.key)
+		}
+	}
+	return keys
 }
 
 // Shutdown marks the bridge not ready, stops accepting, and lets in-flight

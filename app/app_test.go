@@ -142,7 +142,8 @@ func TestRevocationBoundedByTTL(t *testing.T) {
 	c := newCloud(t, translate.SideOscred)
 	tok := c.dir.Issue("u-alice", time.Hour)
 	const ttl = 2 * time.Second
-	a, _ := startBridge(t, c, "CREDBRIDGE_CACHE_REDIS_URL="+r.URL(), "CREDBRIDGE_CACHE_TTL=2s", "CREDBRIDGE_CACHE_LOCAL_TTL=500ms")
+	a, _ := startBridge(t, c, "CREDBRIDGE_CACHE_REDIS_URL="+r.URL(), "CREDBRIDGE_CACHE_HMAC_KEY_FILE="+secretFile(t, "an-hmac-key-of-decent-length-0123456789"),
+		"CREDBRIDGE_CACHE_TTL=2s", "CREDBRIDGE_CACHE_LOCAL_TTL=500ms")
 	get := func() int {
 		return bt.Do(t, "http://"+a.Addr(), "GET", "/v3.0/OS-CREDENTIAL/credentials", tok, "", "").Status
 	}

@@ -193,7 +193,8 @@ func TestSoak(t *testing.T) {
 	// was copied (and timed out upstream calls that had nothing to do with it).
 	cfg, err := config.Load("", []string{"CREDBRIDGE_LISTEN=127.0.0.1:0", "CREDBRIDGE_ADMIN_LISTEN=127.0.0.1:0",
 		"CREDBRIDGE_UPSTREAM_URL=" + c.upURL, "CREDBRIDGE_IDENTITY_URL=" + c.idURL,
-		"CREDBRIDGE_CACHE_REDIS_URL=" + rds.URL(), "CREDBRIDGE_UPSTREAM_TIMEOUT=1s",
+		"CREDBRIDGE_CACHE_REDIS_URL=" + rds.URL(), "CREDBRIDGE_CACHE_HMAC_KEY_FILE=" + secretFile(t, "an-hmac-key-of-decent-length-0123456789"),
+		"CREDBRIDGE_UPSTREAM_TIMEOUT=1s",
 		"CREDBRIDGE_CACHE_TTL=20s", "CREDBRIDGE_CACHE_LOCAL_TTL=2s"})
 	if err != nil {
 		t.Fatal(err)

@@ -4,15 +4,11 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
-	"reflect"
-	"strconv"
 	"strings"
 	"time"
 
@@ -28,25 +24,33 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// AdminListen serves /healthz, /readyz and /metrics. Default 127.0.0.1:9090.
 	// Risk: metrics name operations and codes; keep it off public networks.
-	AdminListen string                `yaml:"admin_listen"`
-	Upstream    Upstream              `yaml:"upstream"`
-	Identity    policy.IdentityConfig `yaml:"identity"`
-	Cache       Cache                 `yaml:"cache"`
-	Policy      policy.Config         `yaml:"policy"`
-	Limits      Limits                `yaml:"limits"`
-	Log         Log                   `yaml:"log"`
-	Debug       Debug                 `yaml:"debug"`
-	Runtime     Runtime               `yaml:"runtime"`
-	// PublicURL is the base URL clients reach the bridge at, for Keystone's
-	// links.self. Default "": http://<listen>. Never taken from a client's Host
-	// header (a client could point other clients' links anywhere).
-	PublicURL string       `yaml:"public_url"`
-	Audit     audit.Config `yaml:"audit"`
+	AdminListen string `yaml:"admin_listen"`
+	// PublicURL is the base URL clients reach the bridge by: Keystone
+	// links.self are built from it, never from a client's Host header.
+	// Default http://<listen> (https:// when tls.cert_file is set; a wildcard
+	// host such as 0.0.0.0 becomes localhost). An absolute http(s) URL, no
+	// query or fragment; a trailing slash is dropped. Risk: behind a load
+	// balancer or on 0.0.0.0 the default names an address clients cannot use;
+	// set it to the name they do.
+	PublicURL string                `yaml:"public_url"`
+	Upstream  Upstream              `yaml:"upstream"`
+	Identity  policy.IdentityConfig `yaml:"identity"`
+	Cache     Cache                 `yaml:"cache"`
+	Policy    policy.Config         `yaml:"policy"`
+	Limits    Limits                `yaml:"limits"`
+	Log       Log                   `yaml:"log"`
+	Debug     Debug                 `yaml:"debug"`
+	Runtime   Runtime               `yaml:"runtime"`
+	// Audit is the trail of key operations (audit/).
+	Audit audit.Config `yaml:"audit"`
 	// ShutdownTimeout is how long in-flight requests may finish after SIGTERM.
 	// Default 15s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// TLS of the client listener (config/tls.go). Default: plain HTTP.
 	TLS TLS `yaml:"tls"`
+
+	// secrets are the files' contents, read once by Load (nil: not read).
+	secrets *Secrets
 }
 
 // Upstream is the backend the bridge speaks to.
@@ -109,8 +113,10 @@ type Cache struct {
 	LocalTTL time.Duration `yaml:"local_ttl"`
 	// NegativeTTL for tokens the identity service rejected. Default 30s.
 	NegativeTTL time.Duration `yaml:"negative_ttl"`
-	// HMACKeyFile: when set, cache keys are HMAC(token) and entries are signed.
-	// Risk when empty: anyone who can write to Redis can forge identities.
+	// HMACKeyFile: cache keys are HMAC(token) and entries are signed with its
+	// contents (at least 16 bytes; e.g. head -c 32 /dev/urandom > hmac.key).
+	// Required with RedisURL: anyone who can write to an unsigned Redis could
+	// mint an admin identity.
 	HMACKeyFile string `yaml:"hmac_key_file"`
 }
 
@@ -201,189 +207,70 @@ func (c *Config) applyDefaults() {
 	def(&c.Log.Level, "info")
 	defDur(&c.ShutdownTimeout, 15*time.Second)
 	c.Policy.Defaults()
+	def(&c.PublicURL, c.defaultPublicURL())
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 }
 
-// Load reads path (empty: defaults only), applies environment overrides from
-// environ (os.Environ() form), defaults, and validates.
+// defaultPublicURL is http(s)://<listen>, a wildcard host made localhost: no
+// client can dial 0.0.0.0 from elsewhere, so an operator serving beyond
+// loopback sets public_url.
+func (c *Config) defaultPublicURL() string {
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return "" // listen is refused by Validate; so is this empty URL
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return c.listenScheme() + "://" + net.JoinHostPort(host, port)
+}
+
+// listenScheme is the client listener's scheme.
+func (c *Config) listenScheme() string {
+	if c.TLS.Enabled() {
+		return "https"
+	}
+	return "http"
+}
+
+// Load reads path (empty: defaults only), applies CREDBRIDGE_* overrides from
+// environ (os.Environ() form) and defaults, validates, and reads the secret
+// files once (Secrets). Every problem found is reported, each naming its key.
 func Load(path string, environ []string) (*Config, error) {
+	return load(path, environ, true)
+}
+
+// LoadOffline is Load without reading secret files: it checks only that their
+// paths are set where required (check-config --offline, for CI without the
+// secrets). The result's Secrets reads the files when asked.
+func LoadOffline(path string, environ []string) (*Config, error) {
+	return load(path, environ, false)
+}
+
+func load(path string, environ []string, readSecrets bool) (*Config, error) {
 	c := &Config{}
+	var yamlErr error
 	if path != "" {
 		raw, err := os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("config: %v", err)
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(raw))
-		dec.KnownFields(true) // a misspelt key is an error, not a silent default
-		// io.EOF: an empty file means "all defaults".
-		if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("config %s: %v", path, err)
+		if err := decodeYAML(raw, c); err != nil {
+			yamlErr = fmt.Errorf("config %s: %w", path, err)
 		}
 	}
-	if err := applyEnv(c, environ); err != nil {
-		return nil, err
+	if err := errors.Join(yamlErr, applyEnv(c, environ)); err != nil {
+		return nil, err // values half-read: validating them would mislead
 	}
 	c.applyDefaults()
-	if err := c.Validate(); err != nil {
+	err := c.Validate()
+	if readSecrets { // the files: secrets, TLS beside them, the audit trail's directory
+		err = errors.Join(err, c.LoadSecrets(), c.checkTLSFiles(), c.Audit.Validate())
+	}
+	if err != nil {
 		return nil, err
 	}
 	return c, nil
-}
-
-// Validate refuses values the bridge cannot run with safely.
-func (c *Config) Validate() error {
-	if err := checkHostPort("listen", c.Listen); err != nil {
-		return err
-	}
-	if err := checkHostPort("admin_listen", c.AdminListen); err != nil {
-		return err
-	}
-	if err := c.Audit.Validate(); err != nil {
-		return err
-	}
-	switch c.Upstream.Dialect {
-	case "oscred":
-	case "ec2blob":
-		if c.Upstream.Flavor != "ibm" && c.Upstream.Flavor != "keystone" {
-			return fmt.Errorf("upstream.flavor: %q is not ibm or keystone", c.Upstream.Flavor)
-		}
-	default:
-		return fmt.Errorf("upstream.dialect: %q is not oscred or ec2blob", c.Upstream.Dialect)
-	}
-	if err := checkURL("upstream.url", c.Upstream.URL); err != nil {
-		return err
-	}
-	if err := checkDur("upstream.timeout", c.Upstream.Timeout, 10*time.Minute); err != nil {
-		return err
-	}
-	if err := checkDur("upstream.idle_timeout", c.Upstream.IdleTimeout, 10*time.Minute); err != nil {
-		return err
-	}
-	switch c.Upstream.Auth.Mode {
-	case "passthrough":
-	case "token":
-		if err := checkFile("upstream.auth.token_file", c.Upstream.Auth.TokenFile); err != nil {
-			return err
-		}
-	case "keystone":
-		k := c.Upstream.Auth.Keystone
-		if err := checkURL("upstream.auth.keystone.url", k.URL); err != nil {
-			return err
-		}
-		if k.UserName == "" {
-			return errors.New("upstream.auth.keystone.user_name: required with mode keystone")
-		}
-		if err := checkFile("upstream.auth.keystone.password_file", k.PasswordFile); err != nil {
-			return err
-		}
-	default:
-		return fmt.Errorf("upstream.auth.mode: %q is not passthrough, token or keystone", c.Upstream.Auth.Mode)
-	}
-	if err := checkURL("identity.url", c.Identity.URL); err != nil {
-		return err
-	}
-	if err := checkDur("identity.timeout", c.Identity.Timeout, time.Minute); err != nil {
-		return err
-	}
-	if l := c.Identity.Lookups; l != policy.LookupsForward && l != policy.LookupsOff {
-		return fmt.Errorf("identity.lookups: %q is not forward or off", l)
-	}
-	if c.Identity.ServiceTokenFile != "" {
-		if err := checkFile("identity.service_token_file", c.Identity.ServiceTokenFile); err != nil {
-			return err
-		}
-	}
-	if r := c.Cache.RedisURL; r != "" && !strings.HasPrefix(r, "redis://") && !strings.HasPrefix(r, "rediss://") && !strings.HasPrefix(r, "unix://") {
-		return fmt.Errorf("cache.redis_url: want redis://, rediss:// or unix://, got %q", redactURL(r))
-	}
-	if err := checkDur("cache.ttl", c.Cache.TTL, 24*time.Hour); err != nil {
-		return err
-	}
-	if err := checkDur("cache.local_ttl", c.Cache.LocalTTL, c.Cache.TTL); err != nil {
-		return fmt.Errorf("%v (it may not exceed cache.ttl)", err)
-	}
-	if c.Cache.NegativeTTL < 0 || c.Cache.NegativeTTL > 10*time.Minute {
-		return fmt.Errorf("cache.negative_ttl: %s is outside 0s..10m", c.Cache.NegativeTTL)
-	}
-	if c.Cache.HMACKeyFile != "" {
-		if err := checkFile("cache.hmac_key_file", c.Cache.HMACKeyFile); err != nil {
-			return err
-		}
-	}
-	if err := errors.Join(c.validateTLS(), c.checkTLSFiles()); err != nil {
-		return err
-	}
-	if err := c.Policy.Validate(); err != nil {
-		return err
-	}
-	if c.Limits.MaxBodyBytes < 256 || c.Limits.MaxBodyBytes > 1<<20 {
-		return fmt.Errorf("limits.max_body_bytes: %d is outside 256..1048576", c.Limits.MaxBodyBytes)
-	}
-	if c.Upstream.MaxConns < 1 || c.Upstream.MaxConns > 65536 {
-		return fmt.Errorf("upstream.max_conns: %d is outside 1..65536", c.Upstream.MaxConns)
-	}
-	if c.Limits.MaxConcurrent < 1 || c.Limits.MaxConcurrent > 1_000_000 {
-		return fmt.Errorf("limits.max_concurrent: %d is outside 1..1000000", c.Limits.MaxConcurrent)
-	}
-	if c.Limits.MaxConns < 1 || c.Limits.MaxConns > 1_000_000 {
-		return fmt.Errorf("limits.max_conns: %d is outside 1..1000000", c.Limits.MaxConns)
-	}
-	if c.Runtime.GOMAXPROCS < 0 || c.Runtime.GOMAXPROCS > 1024 {
-		return fmt.Errorf("runtime.gomaxprocs: %d is outside 0..1024", c.Runtime.GOMAXPROCS)
-	}
-	switch c.Log.Level {
-	case "debug", "info", "warn", "error":
-	default:
-		return fmt.Errorf("log.level: %q is not debug, info, warn or error", c.Log.Level)
-	}
-	return checkDur("shutdown_timeout", c.ShutdownTimeout, 10*time.Minute)
-}
-
-func checkHostPort(key, v string) error {
-	if _, _, err := net.SplitHostPort(v); err != nil {
-		return fmt.Errorf("%s: %q is not host:port (%v)", key, v, err)
-	}
-	return nil
-}
-
-func checkURL(key, v string) error {
-	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%s: %q is not an http(s) URL", key, redactURL(v))
-	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("%s: credentials, query or fragment are not allowed in the URL", key)
-	}
-	return nil
-}
-
-func checkDur(key string, d, max time.Duration) error {
-	if d <= 0 || d > max {
-		return fmt.Errorf("%s: %s is outside (0s, %s]", key, d, max)
-	}
-	return nil
-}
-
-func checkFile(key, path string) error {
-	if path == "" {
-		return fmt.Errorf("%s: required", key)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("%s: %v", key, err)
-	}
-	if len(bytes.TrimSpace(b)) == 0 {
-		return fmt.Errorf("%s: %s is empty", key, path)
-	}
-	return nil
-}
-
-// ReadSecret reads a secret file, trimming surrounding white space.
-func ReadSecret(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	return string(bytes.TrimSpace(b)), nil
 }
 
 func redactURL(s string) string {
@@ -404,90 +291,4 @@ func (c *Config) Masked() string {
 	cp.Cache.RedisURL = redactURL(cp.Cache.RedisURL)
 	out, _ := yaml.Marshal(&cp)
 	return string(out)
-}
-
-// applyEnv sets fields from CREDBRIDGE_<PATH> variables, PATH being the yaml keys
-// joined by "_" in upper case. Lists are comma-separated.
-func applyEnv(c *Config, environ []string) error {
-	env := map[string]string{}
-	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "CREDBRIDGE_") {
-			env[k] = v
-		}
-	}
-	if len(env) == 0 {
-		return nil
-	}
-	return walkEnv(reflect.ValueOf(c).Elem(), "CREDBRIDGE", "", env)
-}
-
-var durType = reflect.TypeOf(time.Duration(0))
-
-func walkEnv(v reflect.Value, prefix, path string, env map[string]string) error {
-	t := v.Type()
-	for i := 0; i < t.NumField(); i++ {
-		tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
-		if tag == "" || tag == "-" {
-			continue
-		}
-		name := prefix + "_" + strings.ToUpper(tag)
-		key := strings.TrimPrefix(path+"."+tag, ".")
-		f := v.Field(i)
-		if f.Kind() == reflect.Struct {
-			if err := walkEnv(f, name, key, env); err != nil {
-				return err
-			}
-			continue
-		}
-		if f.Kind() == reflect.Map { // policy.rules: CREDBRIDGE_POLICY_RULES_<OP>
-			for _, op := range policy.Actions {
-				if val, ok := env[name+"_"+strings.ToUpper(op)]; ok {
-					if f.IsNil() {
-						f.Set(reflect.MakeMap(f.Type()))
-					}
-					f.SetMapIndex(reflect.ValueOf(op), reflect.ValueOf(splitList(val)))
-				}
-			}
-			continue
-		}
-		val, ok := env[name]
-		if !ok {
-			continue
-		}
-		switch {
-		case f.Type() == durType:
-			d, err := time.ParseDuration(val)
-			if err != nil {
-				return fmt.Errorf("%s (%s): %v", name, key, err)
-			}
-			f.SetInt(int64(d))
-		case f.Kind() == reflect.String:
-			f.SetString(val)
-		case f.Kind() == reflect.Int64 || f.Kind() == reflect.Int:
-			n, err := strconv.ParseInt(val, 10, 64)
-			if err != nil {
-				return fmt.Errorf("%s (%s): %v", name, key, err)
-			}
-			f.SetInt(n)
-		case f.Kind() == reflect.Bool:
-			b, err := strconv.ParseBool(val)
-			if err != nil {
-				return fmt.Errorf("%s (%s): %v", name, key, err)
-			}
-			f.SetBool(b)
-		case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
-			f.Set(reflect.ValueOf(splitList(val)))
-		}
-	}
-	return nil
-}
-
-func splitList(s string) []string {
-	out := []string{}
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }

@@ -95,7 +95,8 @@ func TestRefusals(t *testing.T) {
 }
 
 func TestMaskedHidesRedisPassword(t *testing.T) {
-	c, err := Load("", []string{"CREDBRIDGE_CACHE_REDIS_URL=redis://user:hunter2@127.0.0.1:6379/0"})
+	c, err := Load("", []string{"CREDBRIDGE_CACHE_REDIS_URL=redis://user:hunter2@127.0.0.1:6379/0",
+		"CREDBRIDGE_CACHE_HMAC_KEY_FILE=" + write(t, "k", "an-hmac-key-of-decent-length-0123456789")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -96,5 +96,11 @@ func (w *Writer) Close() error {
 func New(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	return NewLeveled(w, l)
+}
+
+// NewLeveled is New with a level that may change while it runs (a
+// *slog.LevelVar that a reload sets).
+func NewLeveled(w io.Writer, level slog.Leveler) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }

@@ -8,12 +8,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,45 +32,135 @@ var (
 	commit  = ""
 )
 
-const usage = `usage:
-  credbridge serve [--config FILE]        run the proxy (FILE: $CREDBRIDGE_CONFIG, else ./config.yaml)
-  credbridge demo                         reference backend + identity + proxy in one process
-  credbridge emulate oscred|ec2blob|identity --listen ADDR [--flavor ibm|keystone] [--users FILE] [--identity URL]
-  credbridge check-config [--config FILE] validate and print the effective config, secrets masked
-  credbridge healthcheck [--config FILE]  exit 0 when the admin listener's /healthz answers 200 (for container HEALTHCHECK)
-  credbridge healthcheck --url URL        exit 0 when URL answers below 500 (the emulators' compose health check)
-  credbridge version
-`
+// commands are the subcommands and the synopsis --help prints.
+var commands = []struct{ name, synopsis, about string }{
+	{"serve", "serve [--config FILE]", "run the proxy (FILE: $CREDBRIDGE_CONFIG, else ./config.yaml)"},
+	{"demo", "demo [--listen A] [--admin-listen A] [--upstream-listen A] [--identity-listen A]",
+		"reference backend + identity + proxy in one process"},
+	{"emulate", "emulate oscred|ec2blob|identity --listen ADDR [--flavor ibm|keystone] [--users FILE] [--identity URL] [--close-after-answer] [--idle-timeout D]",
+		"one reference server (flags before or after the server's name)"},
+	{"check-config", "check-config [--config FILE] [--offline]",
+		"validate and print the effective config, secrets masked (--offline: secret files not read)"},
+	{"healthcheck", "healthcheck [--config FILE]",
+		"exit 0 when the admin listener's /healthz answers 200 (for container HEALTHCHECK)"},
+	{"version", "version", "version, commit and Go version"},
+}
+
+// runners are what each command runs (apart from commands: their flag sets
+// print commands' synopses, which would make an initialization cycle).
+func runners() map[string]func(args []string, stdout io.Writer) error {
+	return map[string]func([]string, io.Writer) error{
+		"serve": serve, "demo": demo, "emulate": emulate, "check-config": checkConfig,
+		"healthcheck": healthcheck, "version": printVersion,
+	}
+}
+
+func usage() string {
+	var b strings.Builder
+	b.WriteString("usage:\n")
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  credbridge %s\n      %s\n", c.synopsis, c.about)
+	}
+	b.WriteString("  credbridge COMMAND --help\n      that command's flags\n")
+	return b.String()
+}
+
+// errHelp: --help was asked for and printed; exit 0.
+var errHelp = errors.New("help printed")
+
+// usageError is a command line that cannot run (exit 2, as flag does).
+type usageError struct{ error }
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is the whole command line; it returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) < 1 {
+		fmt.Fprint(stderr, usage())
+		return 2
 	}
-	var err error
-	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
-	case "serve":
-		err = serve(args)
-	case "demo":
-		err = demo(args)
-	case "emulate":
-		err = emulate(args)
-	case "check-config":
-		err = checkConfig(args, os.Stdout)
-	case "healthcheck":
-		err = healthcheck(args)
-	case "version", "--version", "-v":
-		fmt.Println(versionString())
+	name, rest := args[0], args[1:]
+	switch name {
 	case "help", "-h", "--help":
-		fmt.Print(usage)
-	default:
-		fmt.Fprintf(os.Stderr, "credbridge: unknown command %q\n%s", cmd, usage)
-		os.Exit(2)
+		if len(rest) > 0 {
+			name, rest = rest[0], []string{"--help"}
+			break
+		}
+		fmt.Fprint(stdout, usage())
+		return 0
+	case "--version", "-v":
+		name = "version"
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "credbridge:", err)
-		os.Exit(1)
+	if cmd, ok := runners()[name]; ok {
+		err := cmd(rest, stdout)
+		var ue usageError
+		switch {
+		case err == nil, errors.Is(err, errHelp):
+			return 0
+		case errors.As(err, &ue):
+			fmt.Fprintf(stderr, "credbridge %s: %v\n(credbridge %s --help shows its usage)\n", name, err, name)
+			return 2
+		}
+		fmt.Fprintln(stderr, "credbridge:", err)
+		return 1
 	}
+	fmt.Fprintf(stderr, "credbridge: unknown command %q\n%s", name, usage())
+	return 2
+}
+
+// newFlags is the flag set of command name; parse prints its usage to stdout.
+func newFlags(name string, stdout io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are returned and printed once, by run
+	fs.Usage = func() {
+		for _, c := range commands {
+			if c.name == name {
+				fmt.Fprintf(stdout, "usage: credbridge %s\n\n%s\n", c.synopsis, c.about)
+			}
+		}
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	return fs
+}
+
+// parse parses args with flags before or after the positional arguments (Go's
+// flag stops at the first positional) and returns the positionals. -h and
+// --help print the usage and give errHelp.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+			fs.Usage()
+			return nil, errHelp
+		} else if err != nil {
+			return nil, usageError{err}
+		}
+		if args = fs.Args(); len(args) == 0 {
+			return pos, nil
+		}
+		pos, args = append(pos, args[0]), args[1:]
+	}
+}
+
+// parseNone is parse for a command that takes no positional argument.
+func parseNone(fs *flag.FlagSet, args []string) error {
+	pos, err := parse(fs, args)
+	if err == nil && len(pos) > 0 {
+		err = usageError{fmt.Errorf("unexpected argument %q", pos[0])}
+	}
+	return err
+}
+
+func printVersion(args []string, stdout io.Writer) error {
+	if err := parseNone(newFlags("version", stdout), args); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, versionString())
+	return nil
 }
 
 func versionString() string {
@@ -100,59 +192,90 @@ func commitID() string {
 }
 
 // configPath resolves --config, then $CREDBRIDGE_CONFIG, then ./config.yaml.
+// It is "" when none is named and ./config.yaml does not exist: defaults and
+// CREDBRIDGE_* alone (SIGHUP then re-reads the environment).
 func configPath(flagValue string) string {
 	if flagValue != "" {
 		return flagValue
 	}
-	if p := os.Getenv("CREDBRIDGE_CONFIG"); p != "" {
+	if p := os.Getenv(config.EnvConfig); p != "" {
 		return p
+	}
+	if _, err := os.Stat("config.yaml"); errors.Is(err, os.ErrNotExist) {
+		return ""
 	}
 	return "config.yaml"
 }
 
-// loadConfig resolves and loads the config. The path is "" when no file is
-// used: defaults and CREDBRIDGE_* alone (SIGHUP then re-reads the environment).
-func loadConfig(args []string, name string) (*config.Config, string, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	path := fs.String("config", "", "config file")
-	if err := fs.Parse(args); err != nil {
-		return nil, "", err
+// loadConfig loads path ("" for none); offline reads no secret file.
+func loadConfig(path string, offline bool) (*config.Config, error) {
+	if offline {
+		return config.LoadOffline(path, os.Environ())
 	}
-	p := configPath(*path)
-	if *path == "" && os.Getenv("CREDBRIDGE_CONFIG") == "" {
-		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
-			// No file named anywhere and none here: defaults and CREDBRIDGE_* only.
-			cfg, err := config.Load("", os.Environ())
-			return cfg, "", err
-		}
-	}
-	cfg, err := config.Load(p, os.Environ())
-	return cfg, p, err
+	return config.Load(path, os.Environ())
 }
 
-func checkConfig(args []string, w io.Writer) error {
-	cfg, p, err := loadConfig(args, "check-config")
+// configFlags parses a command whose one flag is --config; it returns the
+// resolved path.
+func configFlags(name string, args []string, stdout io.Writer) (string, error) {
+	fs := newFlags(name, stdout)
+	path := fs.String("config", "", "config file (default $CREDBRIDGE_CONFIG, else ./config.yaml)")
+	if err := parseNone(fs, args); err != nil {
+		return "", err
+	}
+	return configPath(*path), nil
+}
+
+func checkConfig(args []string, stdout io.Writer) error {
+	fs := newFlags("check-config", stdout)
+	flagPath := fs.String("config", "", "config file (default $CREDBRIDGE_CONFIG, else ./config.yaml)")
+	offline := fs.Bool("offline", false, "validate without reading secret files (only that their paths are set where required)")
+	if err := parseNone(fs, args); err != nil {
+		return err
+	}
+	p := configPath(*flagPath)
+	cfg, err := loadConfig(p, *offline)
 	if err != nil {
 		return err
 	}
 	if p == "" {
 		p = "no config file; defaults and CREDBRIDGE_* variables"
 	}
-	fmt.Fprintf(w, "# %s: valid; effective config (secrets masked):\n%s", p, cfg.Masked())
+	how := "valid"
+	if *offline {
+		how = "valid offline (secret files named, not read)"
+	}
+	fmt.Fprintf(stdout, "# %s: %s; effective config (secrets masked):\n%s", p, how, cfg.Masked())
 	return nil
 }
 
-func serve(args []string) error {
-	cfg, path, err := loadConfig(args, "serve")
+// applyProcess sets what the process holds rather than the bridge: the log
+// level and GOMAXPROCS, at start and on every reload.
+func applyProcess(cfg *config.Config, level *slog.LevelVar) {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(cfg.Log.Level)) // validated
+	level.Set(l)
+	if cfg.Runtime.GOMAXPROCS > 0 {
+		runtime.GOMAXPROCS(cfg.Runtime.GOMAXPROCS)
+	} else {
+		runtime.SetDefaultGOMAXPROCS() // back to Go's choice after a fixed count
+	}
+}
+
+func serve(args []string, stdout io.Writer) error {
+	path, err := configFlags("serve", args, stdout)
 	if err != nil {
 		return err
 	}
-	if cfg.Runtime.GOMAXPROCS > 0 {
-		runtime.GOMAXPROCS(cfg.Runtime.GOMAXPROCS)
+	cfg, err := loadConfig(path, false)
+	if err != nil {
+		return err
 	}
+	level := new(slog.LevelVar)
+	applyProcess(cfg, level)
 	logw := logging.NewWriter(os.Stderr)
 	defer logw.Close()
-	log := logging.New(logw, cfg.Log.Level)
+	log := logging.NewLeveled(logw, level)
 	tel, err := telemetry.Setup(context.Background(), buildOptions())
 	if err != nil {
 		return fmt.Errorf("telemetry (OTEL_* variables): %v", err)
@@ -166,6 +289,11 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	return serveSignals(rt, path, level, log)
+}
+
+// serveSignals reloads on SIGHUP and drains on SIGTERM/SIGINT.
+func serveSignals(rt *app.Runtime, path string, level *slog.LevelVar, log *slog.Logger) error {
 	sig := make(chan os.Signal, 4)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	for {
@@ -174,33 +302,35 @@ func serve(args []string) error {
 			return err
 		case s := <-sig:
 			if s == syscall.SIGHUP {
-				next, err := config.Load(path, os.Environ())
+				next, err := loadConfig(path, false)
 				if err == nil {
 					err = rt.Reload(next)
 				}
 				if err != nil {
 					log.Error("reload refused; the old config keeps serving", "err", err.Error())
-				} else {
-					log.Info("config reloaded", "config", path)
+					continue
 				}
+				applyProcess(next, level)
+				log.Info("config reloaded", "config", path)
 				continue
 			}
-			log.Info("shutting down", "signal", s.String(), "timeout", cfg.ShutdownTimeout.String())
-			ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			timeout := rt.ShutdownTimeout()
+			log.Info("shutting down", "signal", s.String(), "timeout", timeout.String())
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
 			return rt.Shutdown(ctx)
 		}
 	}
 }
 
-func demo(args []string) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+func demo(args []string, stdout io.Writer) error {
+	fs := newFlags("demo", stdout)
 	a := app.DemoAddrs{}
 	fs.StringVar(&a.Listen, "listen", "127.0.0.1:8080", "bridge address")
 	fs.StringVar(&a.Admin, "admin-listen", "127.0.0.1:9090", "admin address")
 	fs.StringVar(&a.Upstream, "upstream-listen", "127.0.0.1:9001", "oscred reference backend address")
 	fs.StringVar(&a.Identity, "identity-listen", "127.0.0.1:9002", "identity service address")
-	if err := fs.Parse(args); err != nil {
+	if err := parseNone(fs, args); err != nil {
 		return err
 	}
 	tel, err := telemetry.Setup(context.Background(), buildOptions())
@@ -208,7 +338,7 @@ func demo(args []string) error {
 		return fmt.Errorf("telemetry (OTEL_* variables): %v", err)
 	}
 	defer func() { _ = tel.Shutdown(context.Background()) }()
-	rt, emus, err := app.Demo(a, os.Stdout, logging.New(os.Stderr, "warn"), tel)
+	rt, emus, err := app.Demo(a, stdout, logging.New(os.Stderr, "warn"), tel)
 	if err != nil {
 		return err
 	}
@@ -228,12 +358,8 @@ func demo(args []string) error {
 	return errors.Join(err, rt.Shutdown(ctx))
 }
 
-func emulate(args []string) error {
-	if len(args) < 1 {
-		return errors.New("emulate: which one? oscred, ec2blob or identity")
-	}
-	kind := args[0]
-	fs := flag.NewFlagSet("emulate", flag.ContinueOnError)
+func emulate(args []string, stdout io.Writer) error {
+	fs := newFlags("emulate", stdout)
 	listen := fs.String("listen", "", "address to listen on (required)")
 	flavor := fs.String("flavor", "ibm", "ec2blob flavor: ibm or keystone")
 	users := fs.String("users", "", "users file (default: the demo users)")
@@ -241,54 +367,62 @@ func emulate(args []string) error {
 	var conns emulator.Conns
 	fs.BoolVar(&conns.CloseAfterAnswer, "close-after-answer", false, "close each connection after its answer without Connection: close, as uwsgi --http-socket does")
 	fs.DurationVar(&conns.IdleTimeout, "idle-timeout", 0, "close keep-alive connections idle this long (0: never)")
-	if err := fs.Parse(args[1:]); err != nil {
+	pos, err := parse(fs, args)
+	switch {
+	case err != nil:
 		return err
+	case len(pos) != 1:
+		return usageError{errors.New("which one? one of oscred, ec2blob or identity")}
+	case *listen == "":
+		return usageError{errors.New("--listen is required")}
 	}
-	if *listen == "" {
-		return errors.New("emulate: --listen is required")
-	}
-	list := emulator.DemoUsers()
-	if *users != "" {
-		var err error
-		if list, err = emulator.LoadUsers(*users); err != nil {
-			return err
-		}
-	}
-	dir := emulator.NewDirectory(list)
-	dir.RemoteIdentity = *identity
-	var e *app.Emulated
-	var err error
-	switch kind {
-	case "oscred":
-		e, err = app.ServeEmulator(*listen, emulator.NewOscred(dir).Handler(), conns)
-	case "ec2blob":
-		if *flavor != "ibm" && *flavor != "keystone" {
-			return fmt.Errorf("emulate: --flavor %q is not ibm or keystone", *flavor)
-		}
-		e, err = app.ServeEmulator(*listen, emulator.NewEC2Blob(dir, *flavor == "keystone").Handler(), conns)
-	case "identity":
-		e, err = app.ServeEmulator(*listen, emulator.NewIdentity(dir).Handler(), conns)
-	default:
-		return fmt.Errorf("emulate: unknown server %q (oscred, ec2blob or identity)", kind)
-	}
+	h, err := emulatorHandler(pos[0], *flavor, *users, *identity)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "credbridge emulate %s listening on %s\n", kind, e.Addr)
+	e, err := app.ServeEmulator(*listen, h, conns)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "credbridge emulate %s listening on %s\n", pos[0], e.Addr)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	<-sig
 	return e.Close()
 }
 
+func emulatorHandler(kind, flavor, users, identity string) (http.Handler, error) {
+	list := emulator.DemoUsers()
+	if users != "" {
+		var err error
+		if list, err = emulator.LoadUsers(users); err != nil {
+			return nil, err
+		}
+	}
+	dir := emulator.NewDirectory(list)
+	dir.RemoteIdentity = identity
+	switch kind {
+	case "oscred":
+		return emulator.NewOscred(dir).Handler(), nil
+	case "ec2blob":
+		if flavor != "ibm" && flavor != "keystone" {
+			return nil, fmt.Errorf("emulate: --flavor %q is not ibm or keystone", flavor)
+		}
+		return emulator.NewEC2Blob(dir, flavor == "keystone").Handler(), nil
+	case "identity":
+		return emulator.NewIdentity(dir).Handler(), nil
+	}
+	return nil, usageError{fmt.Errorf("unknown server %q (oscred, ec2blob or identity)", kind)}
+}
+
 // healthcheck asks the admin listener of the configured bridge whether it lives;
 // distroless images have no curl.
-// --url probes any HTTP server instead (the emulators, which have no /healthz).
-func healthcheck(args []string) error {
-	if len(args) == 2 && args[0] == "--url" {
-		return probe(args[1], func(code int) bool { return code < 500 })
+func healthcheck(args []string, stdout io.Writer) error {
+	path, err := configFlags("healthcheck", args, stdout)
+	if err != nil {
+		return err
 	}
-	cfg, _, err := loadConfig(args, "healthcheck")
+	cfg, err := loadConfig(path, true) // it needs the admin address, not the secrets
 	if err != nil {
 		return err
 	}
@@ -299,18 +433,14 @@ func healthcheck(args []string) error {
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}
-	return probe("http://"+net.JoinHostPort(host, port)+"/healthz", func(code int) bool { return code == http.StatusOK })
-}
-
-func probe(url string, alive func(code int) bool) error {
 	c := &http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get(url)
+	resp, err := c.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
 	if err != nil {
 		return err
 	}
 	resp.Body.Close()
-	if !alive(resp.StatusCode) {
-		return fmt.Errorf("%s answered %d", url, resp.StatusCode)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthz answered %d", resp.StatusCode)
 	}
 	return nil
 }

@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func run(t *testing.T, env []string, args ...string) (string, int) {
+func runBin(t *testing.T, env []string, args ...string) (string, int) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -61,33 +61,37 @@ func writeFile(t *testing.T, content string) string {
 }
 
 func TestVersion(t *testing.T) {
-	out, code := run(t, nil, "version")
+	out, code := runBin(t, nil, "version")
 	if code != 0 || !strings.HasPrefix(out, "credbridge ") || !strings.Contains(out, "go1.") {
 		t.Fatalf("%d %q", code, out)
 	}
 }
 
 func TestUnknownCommand(t *testing.T) {
-	if out, code := run(t, nil, "frobnicate"); code != 2 || !strings.Contains(out, "usage") {
+	if out, code := runBin(t, nil, "frobnicate"); code != 2 || !strings.Contains(out, "usage") {
 		t.Fatalf("%d %q", code, out)
 	}
 }
 
 func TestCheckConfig(t *testing.T) {
-	good := writeFile(t, "upstream: {dialect: ec2blob, flavor: keystone, url: 'http://127.0.0.1:5000'}\ncache: {redis_url: 'redis://:hunter2@127.0.0.1:6379'}\n")
-	out, code := run(t, nil, "check-config", "--config", good)
+	key := filepath.Join(t.TempDir(), "hmac.key")
+	if err := os.WriteFile(key, []byte("an-hmac-key-of-decent-length-0123456789"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	good := writeFile(t, "upstream: {dialect: ec2blob, flavor: keystone, url: 'http://127.0.0.1:5000'}\ncache: {redis_url: 'redis://:hunter2@127.0.0.1:6379', hmac_key_file: "+key+"}\n")
+	out, code := runBin(t, nil, "check-config", "--config", good)
 	if code != 0 || !strings.Contains(out, "flavor: keystone") || strings.Contains(out, "hunter2") {
 		t.Fatalf("%d %s", code, out)
 	}
-	out, code = run(t, []string{"CREDBRIDGE_CONFIG=" + good, "CREDBRIDGE_UPSTREAM_DIALECT=nonsense"}, "check-config")
+	out, code = runBin(t, []string{"CREDBRIDGE_CONFIG=" + good, "CREDBRIDGE_UPSTREAM_DIALECT=nonsense"}, "check-config")
 	if code != 1 || !strings.Contains(out, "upstream.dialect") {
 		t.Fatalf("env override not refused: %d %s", code, out)
 	}
 	bad := writeFile(t, "upstream:\n  timout: 3s\n")
-	if out, code = run(t, nil, "check-config", "--config", bad); code != 1 || !strings.Contains(out, "timout") {
+	if out, code = runBin(t, nil, "check-config", "--config", bad); code != 1 || !strings.Contains(out, "timout") {
 		t.Fatalf("%d %s", code, out)
 	}
-	if out, code = run(t, nil, "check-config", "--config", "/nonexistent.yaml"); code != 1 || !strings.Contains(out, "nonexistent") {
+	if out, code = runBin(t, nil, "check-config", "--config", "/nonexistent.yaml"); code != 1 || !strings.Contains(out, "nonexistent") {
 		t.Fatalf("%d %s", code, out)
 	}
 	// No flag, no $CREDBRIDGE_CONFIG, no ./config.yaml: defaults and environment.
@@ -145,7 +149,7 @@ func TestServeReloadAndShutdown(t *testing.T) {
 	}
 	ak := bt.Blob(r.Cred())["access"].(string)
 
-	if out, code := run(t, nil, "healthcheck", "--config", path); code != 0 {
+	if out, code := runBin(t, nil, "healthcheck", "--config", path); code != 0 {
 		t.Fatalf("healthcheck: %d %s", code, out)
 	}
 
@@ -262,7 +266,7 @@ func TestEmulate(t *testing.T) {
 			}
 		})
 	}
-	if out, code := run(t, nil, "emulate", "ec2blob", "--listen", "127.0.0.1:0", "--flavor", "aws"); code != 1 || !strings.Contains(out, "flavor") {
+	if out, code := runBin(t, nil, "emulate", "ec2blob", "--listen", "127.0.0.1:0", "--flavor", "aws"); code != 1 || !strings.Contains(out, "flavor") {
 		t.Fatalf("%d %s", code, out)
 	}
 }
@@ -274,4 +278,192 @@ func TestDemo(t *testing.T) {
 	if r.Status != 201 || r.Cred()["secret"] == nil {
 		t.Fatalf("%d %s", r.Status, r.Body)
 	}
+}
+
+// Every subcommand prints its usage for -h and --help and exits 0.
+func TestHelpEveryCommand(t *testing.T) {
+	for _, c := range commands {
+		for _, flag := range []string{"--help", "-h"} {
+			t.Run(c.name+" "+flag, func(t *testing.T) {
+				out, code := runBin(t, nil, c.name, flag)
+				if code != 0 || !strings.Contains(out, "usage: credbridge "+c.synopsis) {
+					t.Fatalf("%d %q", code, out)
+				}
+			})
+		}
+	}
+	if out, code := runBin(t, nil, "help", "emulate"); code != 0 || !strings.Contains(out, "-listen") || !strings.Contains(out, "-flavor") {
+		t.Fatalf("help emulate: %d %q", code, out)
+	}
+	if out, code := runBin(t, nil, "--help"); code != 0 || !strings.Contains(out, "check-config [--config FILE] [--offline]") {
+		t.Fatalf("--help: %d %q", code, out)
+	}
+	// After the server's name as well as before it.
+	if out, code := runBin(t, nil, "emulate", "oscred", "--help"); code != 0 || !strings.Contains(out, "usage: credbridge emulate") {
+		t.Fatalf("emulate oscred --help: %d %q", code, out)
+	}
+}
+
+// A command line that cannot run says why and exits 2, as flag does.
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve", "--nope"}, "flag provided but not defined: -nope"},
+		{[]string{"serve", "extra"}, `unexpected argument "extra"`},
+		{[]string{"check-config", "--config"}, "flag needs an argument"},
+		{[]string{"emulate", "--listen", "127.0.0.1:0"}, "which one?"},
+		{[]string{"emulate", "oscred", "ec2blob", "--listen", "127.0.0.1:0"}, "which one?"},
+		{[]string{"emulate", "soap", "--listen", "127.0.0.1:0"}, `unknown server "soap"`},
+		{[]string{"emulate", "oscred"}, "--listen is required"},
+		{[]string{"version", "now"}, `unexpected argument "now"`},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			out, code := runBin(t, nil, tc.args...)
+			if code != 2 || !strings.Contains(out, tc.want) || !strings.Contains(out, "--help shows its usage") {
+				t.Fatalf("%d %q, want 2 and %q", code, out, tc.want)
+			}
+		})
+	}
+}
+
+// emulate takes its flags before or after the server's name.
+func TestEmulateFlagsEitherSide(t *testing.T) {
+	for _, args := range [][]string{
+		{"emulate", "--listen", "127.0.0.1:0", "oscred"},
+		{"emulate", "--listen=127.0.0.1:0", "ec2blob", "--flavor", "keystone"},
+		{"emulate", "--flavor", "keystone", "ec2blob", "--listen", "127.0.0.1:0"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			_, m := startPrinting(t, regexp.MustCompile(`emulate (\S+) listening on (\S+)`), args...)
+			r := bt.Do(t, "http://"+m[2], "GET", "/nothing", "", "", "")
+			if r.Status != 404 || (m[1] != "oscred" && m[1] != "ec2blob") {
+				t.Fatalf("%v: %d %s", m, r.Status, r.Body)
+			}
+		})
+	}
+}
+
+// check-config and serve refuse what the config package refuses, naming the
+// key or the variable, and print nothing of a secret.
+func TestConfigRefusals(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		env        []string
+		want       []string
+	}{
+		{"misspelt variable", "", []string{"CREDBRIDGE_UPSTREM_URL=http://127.0.0.1:1"}, []string{"CREDBRIDGE_UPSTREM_URL: no such setting", "CREDBRIDGE_UPSTREAM_URL?"}},
+		{"bad duration", "upstream:\n  timeout: ten\n", nil, []string{`upstream.timeout: cannot parse "ten" as a duration`}},
+		{"unknown nested key", "upstream:\n  auth:\n    tokn_file: /x\n", nil, []string{"upstream.auth.tokn_file: unknown key"}},
+		{"redis without key", "cache: {redis_url: 'redis://:hunter2@127.0.0.1:6379'}\n", nil, []string{"cache.redis_url", "cache.hmac_key_file"}},
+		{"public_url with query", "public_url: 'https://iam.example.com/?x=1'\n", nil, []string{"public_url:"}},
+		{"public_url javascript", "", []string{"CREDBRIDGE_PUBLIC_URL=javascript:alert(1)"}, []string{"public_url:"}},
+		{"every problem at once", "log: {level: loud}\nupstream: {dialect: soap}\n", []string{"CREDBRIDGE_LIMITS_MAX_CONNS=-1"},
+			[]string{"log.level", "upstream.dialect", "limits.max_conns"}},
+	}
+	for _, tc := range tests {
+		for _, cmd := range []string{"check-config", "serve"} {
+			t.Run(cmd+" "+tc.name, func(t *testing.T) {
+				env := append([]string{"CREDBRIDGE_LISTEN=" + freeAddr(t), "CREDBRIDGE_ADMIN_LISTEN=" + freeAddr(t)}, tc.env...)
+				out, code := runBin(t, env, cmd, "--config", writeFile(t, tc.yaml))
+				if code != 1 || strings.Contains(out, "hunter2") || strings.Contains(out, "unmarshal") {
+					t.Fatalf("%d %s", code, out)
+				}
+				for _, w := range tc.want {
+					if !strings.Contains(out, w) {
+						t.Errorf("%q not in %s", w, out)
+					}
+				}
+			})
+		}
+	}
+}
+
+// --offline checks that secret paths are set where required, reads none.
+func TestCheckConfigOffline(t *testing.T) {
+	named := writeFile(t, "upstream: {auth: {mode: token, token_file: /run/secrets/not-here}}\n")
+	if out, code := runBin(t, nil, "check-config", "--config", named); code != 1 || !strings.Contains(out, "upstream.auth.token_file") {
+		t.Fatalf("online: %d %s", code, out)
+	}
+	if out, code := runBin(t, nil, "check-config", "--offline", "--config", named); code != 0 ||
+		!strings.Contains(out, "valid offline") || !strings.Contains(out, "/run/secrets/not-here") {
+		t.Fatalf("offline: %d %s", code, out)
+	}
+	unset := writeFile(t, "upstream: {auth: {mode: token}}\ncache: {redis_url: 'redis://127.0.0.1:6379'}\n")
+	out, code := runBin(t, nil, "check-config", "--config", unset, "--offline")
+	if code != 1 || !strings.Contains(out, "upstream.auth.token_file: required") || !strings.Contains(out, "cache.hmac_key_file") {
+		t.Fatalf("offline without paths: %d %s", code, out)
+	}
+}
+
+// SIGHUP applies what it can at once — log.level, runtime.gomaxprocs, policy —
+// and names the keys read only at start, which keep their old value.
+func TestReloadAppliesAndNamesRestartKeys(t *testing.T) {
+	dir := emulator.NewDirectory(emulator.DemoUsers())
+	idn := httptest.NewServer(emulator.NewIdentity(dir).Handler())
+	defer idn.Close()
+	up := httptest.NewServer(emulator.NewOscred(dir).Handler())
+	defer up.Close()
+	listen, admin := freeAddr(t), freeAddr(t)
+	base := "upstream: {url: '" + up.URL + "'}\nidentity: {url: '" + idn.URL + "'}\n"
+	path := writeFile(t, "listen: "+listen+"\nadmin_listen: "+admin+"\n"+base+"log: {level: warn}\nruntime: {gomaxprocs: 1}\n")
+	cmd := exec.Command(bin, "serve", "--config", path)
+	var logs bt.SyncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	waitFor(t, "http://"+admin+"/healthz")
+	if gauge(t, admin) != "1" {
+		t.Fatal("gomaxprocs 1 not applied at start")
+	}
+	time.Sleep(300 * time.Millisecond) // past the log writer's flush
+	if strings.Contains(logs.String(), "credbridge serving") {
+		t.Fatalf("an info line at level warn: %s", logs.String())
+	}
+
+	if err := os.WriteFile(path, []byte("listen: "+listen+"\nadmin_listen: "+freeAddr(t)+"\n"+base+
+		"log: {level: info}\nruntime: {gomaxprocs: 2}\nlimits: {max_conns: 10}\npolicy: {rules: {list: [admin]}}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Process.Signal(syscall.SIGHUP)
+	waitLog(t, &logs, `"msg":"config reloaded"`) // info: shown only if the new level applied
+	if !regexp.MustCompile(`"keys":\["admin_listen","limits.max_conns"\]`).MatchString(logs.String()) {
+		t.Fatalf("restart keys not named: %s", logs.String())
+	}
+	if g := gauge(t, admin); g != "2" { // the old admin address keeps serving
+		t.Fatalf("gomaxprocs after reload %s", g)
+	}
+	if r := bt.Do(t, "http://"+listen, "GET", "/v3.0/OS-CREDENTIAL/credentials", bt.Alice, "", ""); r.Status != 403 {
+		t.Fatalf("reloaded policy not applied: %d %s", r.Status, r.Body)
+	}
+}
+
+func waitLog(t *testing.T, logs *bt.SyncBuffer, want string) {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		if strings.Contains(logs.String(), want) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no %s in: %s", want, logs.String())
+}
+
+func gauge(t *testing.T, admin string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`(?m)^credbridge_gomaxprocs (\d+)$`).FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("no gauge in %s", body)
+	}
+	return string(m[1])
 }
