@@ -41,8 +41,8 @@ var commands = []struct{ name, synopsis, about string }{
 		"one reference server (flags before or after the server's name)"},
 	{"check-config", "check-config [--config FILE] [--offline]",
 		"validate and print the effective config, secrets masked (--offline: secret files not read)"},
-	{"healthcheck", "healthcheck [--config FILE]",
-		"exit 0 when the admin listener's /healthz answers 200 (for container HEALTHCHECK)"},
+	{"healthcheck", "healthcheck [--config FILE] [--url URL]",
+		"exit 0 when the admin listener's /healthz answers 200 (for container HEALTHCHECK); --url: when URL answers below 500"},
 	{"version", "version", "version, commit and Go version"},
 }
 
@@ -215,20 +215,14 @@ func loadConfig(path string, offline bool) (*config.Config, error) {
 	return config.Load(path, os.Environ())
 }
 
-// configFlags parses a command whose one flag is --config; it returns the
-// resolved path.
-func configFlags(name string, args []string, stdout io.Writer) (string, error) {
-	fs := newFlags(name, stdout)
-	path := fs.String("config", "", "config file (default $CREDBRIDGE_CONFIG, else ./config.yaml)")
-	if err := parseNone(fs, args); err != nil {
-		return "", err
-	}
-	return configPath(*path), nil
+// configFlag is --config, shared by the commands that load a config.
+func configFlag(fs *flag.FlagSet) *string {
+	return fs.String("config", "", "config file (default $CREDBRIDGE_CONFIG, else ./config.yaml)")
 }
 
 func checkConfig(args []string, stdout io.Writer) error {
 	fs := newFlags("check-config", stdout)
-	flagPath := fs.String("config", "", "config file (default $CREDBRIDGE_CONFIG, else ./config.yaml)")
+	flagPath := configFlag(fs)
 	offline := fs.Bool("offline", false, "validate without reading secret files (only that their paths are set where required)")
 	if err := parseNone(fs, args); err != nil {
 		return err
@@ -263,10 +257,12 @@ func applyProcess(cfg *config.Config, level *slog.LevelVar) {
 }
 
 func serve(args []string, stdout io.Writer) error {
-	path, err := configFlags("serve", args, stdout)
-	if err != nil {
+	fs := newFlags("serve", stdout)
+	flagPath := configFlag(fs)
+	if err := parseNone(fs, args); err != nil {
 		return err
 	}
+	path := configPath(*flagPath)
 	cfg, err := loadConfig(path, false)
 	if err != nil {
 		return err
@@ -416,13 +412,19 @@ func emulatorHandler(kind, flavor, users, identity string) (http.Handler, error)
 }
 
 // healthcheck asks the admin listener of the configured bridge whether it lives;
-// distroless images have no curl.
+// distroless images have no curl. --url probes any HTTP server instead (the
+// emulators, which have no /healthz): alive when it answers below 500.
 func healthcheck(args []string, stdout io.Writer) error {
-	path, err := configFlags("healthcheck", args, stdout)
-	if err != nil {
+	fs := newFlags("healthcheck", stdout)
+	flagPath := configFlag(fs)
+	url := fs.String("url", "", "probe this URL instead of the bridge's admin listener")
+	if err := parseNone(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(path, true) // it needs the admin address, not the secrets
+	if *url != "" {
+		return probe(*url, func(code int) bool { return code < 500 })
+	}
+	cfg, err := loadConfig(configPath(*flagPath), true) // it needs the admin address, not the secrets
 	if err != nil {
 		return err
 	}
@@ -433,14 +435,18 @@ func healthcheck(args []string, stdout io.Writer) error {
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}
+	return probe("http://"+net.JoinHostPort(host, port)+"/healthz", func(code int) bool { return code == http.StatusOK })
+}
+
+func probe(url string, alive func(code int) bool) error {
 	c := &http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
+	resp, err := c.Get(url)
 	if err != nil {
 		return err
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("healthz answered %d", resp.StatusCode)
+	if !alive(resp.StatusCode) {
+		return fmt.Errorf("%s answered %d", url, resp.StatusCode)
 	}
 	return nil
 }

@@ -467,3 +467,21 @@ func gauge(t *testing.T, admin string) string {
 	}
 	return string(m[1])
 }
+
+// healthcheck --url: alive below 500, whatever the server (the emulators
+// have no /healthz).
+func TestHealthcheckURL(t *testing.T) {
+	for _, tc := range []struct {
+		status, code int
+	}{{404, 0}, {200, 0}, {503, 1}} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(tc.status) }))
+		out, code := runBin(t, nil, "healthcheck", "--url", srv.URL+"/")
+		srv.Close()
+		if code != tc.code {
+			t.Errorf("server answering %d: exit %d %s", tc.status, code, out)
+		}
+	}
+	if out, code := runBin(t, nil, "healthcheck", "--url", "http://"+freeAddr(t)+"/"); code != 1 {
+		t.Errorf("nothing listening: exit %d %s", code, out)
+	}
+}
