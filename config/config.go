@@ -259,11 +259,11 @@ func load(path string, environ []string, readSecrets bool) (*Config, error) {
 			yamlErr = fmt.Errorf("config %s: %w", path, err)
 		}
 	}
-	if err := errors.Join(yamlErr, applyEnv(c, environ)); err != nil {
-		return nil, err // values half-read: validating them would mislead
-	}
+	envErr := applyEnv(c, environ)
+	// A key that failed to decode keeps its default, so validating the rest
+	// still reports their problems, all in one go.
 	c.applyDefaults()
-	err := c.Validate()
+	err := errors.Join(yamlErr, envErr, c.Validate())
 	if readSecrets { // the files: secrets, TLS beside them, the audit trail's directory
 		err = errors.Join(err, c.LoadSecrets(), c.checkTLSFiles(), c.Audit.Validate())
 	}

@@ -32,8 +32,8 @@ func TestYAMLErrorsNameTheKey(t *testing.T) {
 		{"second document", "listen: 127.0.0.1:1\n---\nlisten: 0.0.0.0:1\n", []string{"a second YAML document"}},
 		{"top level list", "- a\n- b\n", []string{"(top level): wants a mapping of keys"}},
 		{"huge value cut", "limits: {max_conns: " + strings.Repeat("9x", 500) + "}\n", []string{"limits.max_conns: cannot parse", `"...`}},
-		{"every problem at once", "upstream: {timeout: ten, max_conns: lots}\ncache: {tll: 1s}\n",
-			[]string{"upstream.timeout", "upstream.max_conns", "cache.tll: unknown key"}},
+		{"every problem at once", "upstream: {timeout: ten, max_conns: lots}\ncache: {tll: 1s, redis_url: 'redis://r:6379'}\nlog: {level: loud}\n",
+			[]string{"upstream.timeout", "upstream.max_conns", "cache.tll: unknown key", "log.level", "cache.hmac_key_file"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -129,13 +129,12 @@ func newFlags(name string, stdout io.Writer) *flag.FlagSet {
 
 // parse parses args with flags before or after the positional arguments (Go's
 // flag stops at the first positional) and returns the positionals. -h and
-// --help print the usage and give errHelp.
+// --help print the usage (once, to stdout) and give errHelp.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
-			fs.Usage()
-			return nil, errHelp
+			return nil, errHelp // flag has printed fs.Usage
 		} else if err != nil {
 			return nil, usageError{err}
 		}
