@@ -183,6 +183,54 @@ func TestUpstreamCredentialModes(t *testing.T) {
 	})
 }
 
+// Secret files are read once, by config.Load: Start builds from what was read,
+// so a token file removed after loading changes nothing.
+func TestSecretsReadOnceByLoad(t *testing.T) {
+	c := newCloud(t, translate.SideIBM)
+	tokenFile := secretFile(t, "demo-service-token")
+	cfg, err := config.Load("", []string{"CREDBRIDGE_LISTEN=127.0.0.1:0", "CREDBRIDGE_ADMIN_LISTEN=127.0.0.1:0",
+		"CREDBRIDGE_UPSTREAM_URL=" + c.upURL, "CREDBRIDGE_IDENTITY_URL=" + c.idURL, "CREDBRIDGE_UPSTREAM_DIALECT=ec2blob",
+		"CREDBRIDGE_UPSTREAM_AUTH_MODE=token", "CREDBRIDGE_UPSTREAM_AUTH_TOKEN_FILE=" + tokenFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(tokenFile); err != nil {
+		t.Fatal(err)
+	}
+	rt, err := Start(cfg, Options{})
+	if err != nil {
+		t.Fatalf("start after the secret file went: %v", err)
+	}
+	defer func() { _ = rt.Shutdown(context.Background()) }()
+	checkServiceCredentials(t, c, rt, func(tok string) bool { return tok == "demo-service-token" })
+}
+
+// RestartNeeded names exactly the start-only keys that changed.
+func TestRestartNeeded(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*config.Config)
+		want string
+	}{
+		{"nothing", func(*config.Config) {}, ""},
+		{"reloadable keys only", func(c *config.Config) {
+			c.Log.Level, c.Runtime.GOMAXPROCS, c.Limits.MaxConcurrent, c.Upstream.Timeout = "debug", 2, 10, time.Second
+		}, ""},
+		{"listeners", func(c *config.Config) { c.Listen, c.AdminListen = "127.0.0.1:1", "127.0.0.1:2" }, "listen,admin_listen"},
+		{"connection cap and pprof", func(c *config.Config) { c.Limits.MaxConns, c.Debug.PProf = 1, true }, "limits.max_conns,debug.pprof"},
+		{"longer upstream timeout", func(c *config.Config) { c.Upstream.Timeout = time.Minute }, "upstream.timeout"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			next := config.Default()
+			tc.edit(next)
+			if got := strings.Join(RestartNeeded(config.Default(), next), ","); got != tc.want {
+				t.Fatalf("%q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 // checkServiceCredentials: oscred clients of vendor A manage keys on an ec2blob
 // vendor B that only knows the bridge's service account; the bridge's policy
 // still keeps users to their own keys.
