@@ -50,7 +50,7 @@ type Config struct {
 	TLS TLS `yaml:"tls"`
 
 	// secrets are the files' contents, read once by Load (nil: not read).
-	secrets *Secrets
+	secrets *loadedSecrets
 }
 
 // Upstream is the backend the bridge speaks to.

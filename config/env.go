@@ -38,7 +38,7 @@ func applyEnv(c *Config, environ []string) error {
 	env := map[string]string{}
 	for _, kv := range environ {
 		k, v, ok := strings.Cut(kv, "=")
-		if ok && strings.HasPrefix(k, EnvPrefix) && k != EnvConfig && !serviceLink.MatchString(k) {
+		if ok && strings.HasPrefix(k, EnvPrefix) && k != EnvConfig {
 			env[k] = v
 		}
 	}
@@ -60,6 +60,9 @@ func applyEnv(c *Config, environ []string) error {
 		}
 	})
 	for name := range env {
+		if serviceLink.MatchString(name) { // only after the keys took theirs
+			continue
+		}
 		msg := name + ": no such setting"
 		if s := suggest(name, known); s != "" {
 			msg += "; did you mean " + s + "?"

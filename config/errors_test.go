@@ -183,7 +183,8 @@ func TestPublicURL(t *testing.T) {
 	}
 	refused := []string{"https://iam.example.com/?next=x", "https://iam.example.com?", "https://iam.example.com/#frag",
 		"https://iam.example.com#", "javascript:alert(1)", "JAVASCRIPT://x/%0aalert(1)", "ftp://iam.example.com", "//iam.example.com",
-		"iam.example.com", "https://", "https://user:pw@iam.example.com", "https://iam.example.com/\x00", "data:text/html,hi", "/v3"}
+		"iam.example.com", "https://", "https://user:pw@iam.example.com", "https://iam.example.com/\x00", "data:text/html,hi", "/v3",
+		"https://iam.example.com/a b", "https://iam.example.com/\u00e9", "HTTPS://iam.example.com", "https://iam.example.com/\"><x"}
 	for _, v := range refused {
 		t.Run("refused "+v, func(t *testing.T) {
 			_, err := Load("", []string{"CREDBRIDGE_PUBLIC_URL=" + v})
@@ -293,4 +294,17 @@ func FuzzDecodeYAML(f *testing.F) {
 		c.applyDefaults()
 		_ = c.Validate()
 	})
+}
+
+// A config whose secret keys change after Load reads the new files rather
+// than answering with the old contents.
+func TestSecretsFollowChangedKeys(t *testing.T) {
+	c, err := Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Upstream.Auth.Mode, c.Upstream.Auth.TokenFile = "token", write(t, "tok", "later-token\n")
+	if s, err := c.Secrets(); err != nil || s.UpstreamToken != "later-token" {
+		t.Fatalf("%v %+v", err, s)
+	}
 }

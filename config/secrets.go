@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 )
 
 // MinHMACKeyBytes is the shortest cache.hmac_key_file accepted: a key short
@@ -55,17 +56,35 @@ func (c *Config) LoadSecrets() error {
 	if err != nil {
 		return err
 	}
-	c.secrets = s
+	c.secrets = &loadedSecrets{from: c.secretSources(), Secrets: s}
 	return nil
 }
 
-// Secrets returns what LoadSecrets (run by Load) read; for a config loaded
-// offline or built in code, it reads the files now.
+// loadedSecrets remembers which files they came from.
+type loadedSecrets struct {
+	from string
+	*Secrets
+}
+
+// Secrets returns what LoadSecrets (run by Load) read. For a config loaded
+// offline or built in code, or one whose secret keys changed since, it reads
+// the files now.
 func (c *Config) Secrets() (*Secrets, error) {
-	if c.secrets != nil {
-		return c.secrets, nil
+	if c.secrets != nil && c.secrets.from == c.secretSources() {
+		return c.secrets.Secrets, nil
 	}
 	return c.readSecrets()
+}
+
+// secretSources names the files this config needs, in order.
+func (c *Config) secretSources() string {
+	var b strings.Builder
+	for _, f := range c.secretFiles() {
+		if f.needed {
+			b.WriteString(f.key + "=" + f.path + "\n")
+		}
+	}
+	return b.String()
 }
 
 func (c *Config) readSecrets() (*Secrets, error) {

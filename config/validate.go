@@ -17,7 +17,7 @@ import (
 func (c *Config) Validate() error {
 	var public error
 	if c.PublicURL != "" { // empty only when derived from a listen refused above
-		public = checkURL("public_url", c.PublicURL)
+		public = checkPublicURL(c.PublicURL)
 	}
 	return errors.Join(
 		checkHostPort("listen", c.Listen),
@@ -132,6 +132,19 @@ func checkURL(key, v string) error {
 	}
 	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(v, "#") {
 		return fmt.Errorf("%s: credentials, query or fragment are not allowed in the URL", key)
+	}
+	return nil
+}
+
+// checkPublicURL: every Keystone link the bridge hands out starts with it, so
+// it must be a plain http(s) base URL, written as Go would write it (no
+// spaces, raw control or non-ASCII bytes to smuggle into a client's link).
+func checkPublicURL(v string) error {
+	if err := checkURL("public_url", v); err != nil {
+		return err
+	}
+	if u, _ := url.Parse(v); u.String() != v {
+		return fmt.Errorf("public_url: %q is not written plainly; did you mean %q?", v, u.String())
 	}
 	return nil
 }
