@@ -79,7 +79,7 @@ floor: build bench-deps
 
 ## fuzz: every fuzz target for FUZZTIME each
 fuzz:
-	@for pkg in ./translate ./policy ./proxy; do \
+	@for pkg in ./translate ./policy ./proxy ./config; do \
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "fuzz $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
