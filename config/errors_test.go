@@ -308,3 +308,22 @@ func TestSecretsFollowChangedKeys(t *testing.T) {
 		t.Fatalf("%v %+v", err, s)
 	}
 }
+
+// With TLS on the listener the default public_url is https; offline, the TLS
+// files are named but not read (they hold a private key), online they are.
+func TestTLSListenerAndOffline(t *testing.T) {
+	yaml := write(t, "c.yaml", "tls: {cert_file: /nonexistent/c.pem, key_file: /nonexistent/k.pem}\n")
+	c, err := LoadOffline(yaml, nil)
+	if err != nil {
+		t.Fatalf("offline: %v", err)
+	}
+	if c.PublicURL != "https://127.0.0.1:8080" {
+		t.Fatalf("public_url %q", c.PublicURL)
+	}
+	if _, err := Load(yaml, nil); err == nil || !strings.Contains(err.Error(), "tls.") {
+		t.Fatalf("online: %v", err)
+	}
+	if _, err := LoadOffline(write(t, "c.yaml", "tls: {cert_file: /nonexistent/c.pem}\n"), nil); err == nil || !strings.Contains(err.Error(), "tls.key_file") {
+		t.Fatalf("half a pair offline: %v", err)
+	}
+}
