@@ -217,7 +217,8 @@ func TestRestartNeeded(t *testing.T) {
 			c.Log.Level, c.Runtime.GOMAXPROCS, c.Limits.MaxConcurrent, c.Upstream.Timeout = "debug", 2, 10, time.Second
 		}, ""},
 		{"listeners", func(c *config.Config) { c.Listen, c.AdminListen = "127.0.0.1:1", "127.0.0.1:2" }, "listen,admin_listen"},
-		{"connection cap and pprof", func(c *config.Config) { c.Limits.MaxConns, c.Debug.PProf = 1, true }, "limits.max_conns,debug.pprof"},
+		{"connection cap, pprof, audit", func(c *config.Config) { c.Limits.MaxConns, c.Debug.PProf, c.Audit.File = 1, true, "-" },
+			"limits.max_conns,debug.pprof,audit.file"},
 		{"longer upstream timeout", func(c *config.Config) { c.Upstream.Timeout = time.Minute }, "upstream.timeout"},
 	}
 	for _, tc := range tests {
