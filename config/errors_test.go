@@ -327,3 +327,15 @@ func TestTLSListenerAndOffline(t *testing.T) {
 		t.Fatalf("half a pair offline: %v", err)
 	}
 }
+
+// audit.file's directory belongs to the machine that runs the bridge: looked
+// for online, not offline.
+func TestAuditDirOnlineOnly(t *testing.T) {
+	yaml := write(t, "c.yaml", "audit: {file: /nonexistent/dir/audit.log}\n")
+	if _, err := LoadOffline(yaml, nil); err != nil {
+		t.Fatalf("offline: %v", err)
+	}
+	if _, err := Load(yaml, nil); err == nil || !strings.Contains(err.Error(), "audit.file") {
+		t.Fatalf("online: %v", err)
+	}
+}
