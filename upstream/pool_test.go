@@ -107,9 +107,11 @@ func TestUnsafeRequestOnOwnConnection(t *testing.T) {
 // sooner are kept.
 func TestIdleTimeoutDropsConnections(t *testing.T) {
 	b := backend.Start(t, translate.SideOscred, emulator.Conns{})
-	c := newClient(t, translate.SideOscred, b.URL, 150*time.Millisecond)
+	// A second of idle timeout: wide enough that a loaded CI machine's
+	// scheduling delays between the first two calls stay well within it.
+	c := newClient(t, translate.SideOscred, b.URL, time.Second)
 	list := Request{Method: "GET", Path: BasePath(translate.SideOscred)}
-	for _, pause := range []time.Duration{0, 10 * time.Millisecond, 400 * time.Millisecond} {
+	for _, pause := range []time.Duration{0, 10 * time.Millisecond, 2200 * time.Millisecond} {
 		time.Sleep(pause)
 		if st, body := call(t, c, list); st != 200 {
 			t.Fatalf("list: %d %s", st, body)
