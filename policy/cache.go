@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -83,7 +84,17 @@ func NewCache(next Validator, o CacheOptions) *Cache {
 	}
 	c := &Cache{next: next, opt: o, l1: newLocal[tokenEntry](o.MaxLocalEntries), Stats: o.Stats}
 	if o.Redis != nil {
-		c.shared = &sharedStore{rdb: o.Redis, hmacKey: o.HMACKey, log: o.Log, stats: c.Stats, now: o.Now}
+		key := o.HMACKey
+		if len(key) == 0 {
+			// Unsigned entries would let whoever can write to Redis mint an
+			// administrator. config refuses redis_url without hmac_key_file; a
+			// caller that builds a cache without a key gets one of this
+			// process alone: entries no other process can forge (or share).
+			key = make([]byte, 32)
+			_, _ = rand.Read(key)
+			o.Log.Warn("cache: Redis without an HMAC key; using a key of this process alone (set cache.hmac_key_file to share entries)")
+		}
+		c.shared = &sharedStore{rdb: o.Redis, hmacKey: key, log: o.Log, stats: c.Stats, now: o.Now}
 	}
 	return c
 }

@@ -2,9 +2,12 @@ package policy_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -411,4 +414,28 @@ func BenchmarkThousandConcurrentNewToken(b *testing.B) {
 		rounds++
 	}
 	b.ReportMetric(float64(calls)/float64(rounds), "identity-calls/1000-requests")
+}
+
+// TestUnsignedRedisEntriesNeverHonoured: an entry written into Redis by anyone
+// who can reach it, in the old unsigned form at the old unkeyed name, mints
+// nothing, even for a cache built without an HMAC key.
+func TestUnsignedRedisEntriesNeverHonoured(t *testing.T) {
+	r := redistest.Start(t)
+	i := newIdentity(t)
+	sum := sha256.Sum256([]byte("demo-bob-token"))
+	forged := `v1..{"u":"u-admin","r":["secu_admin"],"e":` + strconv.FormatInt(time.Now().Add(time.Hour).UnixNano(), 10) + `}`
+	if _, err := r.Do("SET", "credbridge:v1:tok:"+hex.EncodeToString(sum[:]), forged); err != nil {
+		t.Fatal(err)
+	}
+	c := newCache(t, i, r.URL(), nil)
+	before := i.calls()
+	id, src, err := c.Lookup(ctx, "demo-bob-token")
+	if err != nil || id.UserID != "u-bob" || id.HasRole("secu_admin") || src != policy.SourceMiss || i.calls()-before != 1 {
+		t.Fatalf("forged entry honoured: %v %s %+v", err, src, id)
+	}
+	for _, k := range r.Keys() {
+		if v, _ := r.Do("GET", k); strings.HasPrefix(v, "v1..") && k != "credbridge:v1:tok:"+hex.EncodeToString(sum[:]) {
+			t.Fatalf("the cache wrote an unsigned entry %s = %s", k, v)
+		}
+	}
 }

@@ -87,8 +87,9 @@ type CacheStats struct {
 }
 
 // sharedStore is the Redis level: namespaced keys derived from hashes, entries
-// MAC-signed when a key is configured, and a breaker so a dead Redis costs one
-// failed call a second rather than one per request.
+// always MAC-signed (NewCache makes a key when none is configured), and a
+// breaker so a dead Redis costs one failed call a second rather than one per
+// request.
 type sharedStore struct {
 	rdb       redis.UniversalClient
 	hmacKey   []byte
@@ -103,30 +104,19 @@ const (
 	keyPrefix    = "credbridge:v1:"
 )
 
-// key derives the Redis key for a secret (a token) or an id: HMAC(key, s) when
-// a key is configured, else sha256(s). The raw value never reaches Redis.
+// key derives the Redis key for a secret (a token) or an id: HMAC(key, s). The
+// raw value never reaches Redis, and without the key no one can tell which
+// token an entry is for.
 func (s *sharedStore) key(kind, v string) string {
-	var sum []byte
-	b := unsafe.Slice(unsafe.StringData(v), len(v))
-	if s.hmacKey != nil {
-		m := hmac.New(sha256.New, s.hmacKey)
-		m.Write(b)
-		sum = m.Sum(nil)
-	} else {
-		d := sha256.Sum256(b)
-		sum = d[:]
-	}
-	return keyPrefix + kind + ":" + hex.EncodeToString(sum)
+	m := hmac.New(sha256.New, s.hmacKey)
+	m.Write(unsafe.Slice(unsafe.StringData(v), len(v)))
+	return keyPrefix + kind + ":" + hex.EncodeToString(m.Sum(nil))
 }
 
-// seal signs payload for key: "v1.<mac>.<payload>" (mac empty without a key).
-// The MAC covers the key, so an entry copied to another key does not verify.
+// seal signs payload for key: "v1.<mac>.<payload>". The MAC covers the key, so
+// an entry copied to another key does not verify.
 func (s *sharedStore) seal(key string, payload []byte) string {
-	mac := ""
-	if s.hmacKey != nil {
-		mac = base64.RawURLEncoding.EncodeToString(s.mac(key, payload))
-	}
-	return "v1." + mac + "." + string(payload)
+	return "v1." + base64.RawURLEncoding.EncodeToString(s.mac(key, payload)) + "." + string(payload)
 }
 
 func (s *sharedStore) mac(key string, payload []byte) []byte {
@@ -139,7 +129,7 @@ func (s *sharedStore) mac(key string, payload []byte) []byte {
 
 var errTampered = errors.New("cache entry failed verification")
 
-// open checks an entry's form and, with a key, its MAC.
+// open checks an entry's form and its MAC.
 func (s *sharedStore) open(key, v string) ([]byte, error) {
 	if len(v) < 4 || v[:3] != "v1." {
 		return nil, errTampered
@@ -156,11 +146,9 @@ func (s *sharedStore) open(key, v string) ([]byte, error) {
 		return nil, errTampered
 	}
 	payload := []byte(rest[dot+1:])
-	if s.hmacKey != nil {
-		got, err := base64.RawURLEncoding.DecodeString(rest[:dot])
-		if err != nil || !hmac.Equal(got, s.mac(key, payload)) {
-			return nil, errTampered
-		}
+	got, err := base64.RawURLEncoding.DecodeString(rest[:dot])
+	if err != nil || !hmac.Equal(got, s.mac(key, payload)) {
+		return nil, errTampered // an unsigned entry ("v1..") included
 	}
 	return payload, nil
 }
