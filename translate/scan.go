@@ -1,9 +1,11 @@
 package translate
 
 import (
+	"encoding/binary"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // The strict scan (dialects.md "One meaning per body"). gjson reads the first of
@@ -29,11 +31,11 @@ const maxDepth = 32
 // inlineMembers is how many member names of one object are compared pairwise;
 // past it, folded names go into a map (a quadratic scan of 5,000 names would
 // cost milliseconds).
-const inlineMembers = 16
+const inlineMembers = 8
 
 // ScanBody holds a request body to the rules above; nil means it has one reading.
 func ScanBody(b []byte) *Error {
-	if !utf8.Valid(b) {
+	if !isASCII(bstr(b)) && !utf8.Valid(b) {
 		return ErrBadBody("request body is not valid UTF-8")
 	}
 	return scanDoc(bstr(b), "request body")
@@ -419,9 +421,7 @@ func sameName(a, b string, plain bool) bool {
 func isASCII(s string) bool {
 	i := 0
 	for ; i+8 <= len(s); i += 8 {
-		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-		if w&0x8080808080808080 != 0 {
+		if load8(s, i)&highBits != 0 {
 			return false
 		}
 	}
@@ -431,6 +431,16 @@ func isASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+const (
+	lowBits  = 0x0101010101010101
+	highBits = 0x8080808080808080
+)
+
+// load8 reads s[i:i+8] as one little-endian word.
+func load8(s string, i int) uint64 {
+	return binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s[i:]), 8))
 }
 
 func lower(c byte) byte {
