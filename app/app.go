@@ -17,6 +17,7 @@ import (
 	"github.com/credbridge/credbridge/audit"
 	"github.com/credbridge/credbridge/config"
 	"github.com/credbridge/credbridge/internal/connlimit"
+	"github.com/credbridge/credbridge/migrate"
 	"github.com/credbridge/credbridge/policy"
 	"github.com/credbridge/credbridge/proxy"
 	"github.com/credbridge/credbridge/telemetry"
@@ -112,7 +113,7 @@ func Build(cfg *config.Config, o Options, stats *policy.CacheStats) (*Built, err
 		b.Close()
 		return nil, err
 	}
-	b.Proxy, err = proxy.New(po, proxy.Deps{Validator: b.Cache, Owners: b.Cache.Owners(cfg.Upstream.URL), Rules: rules, Tokens: tokens, Log: log, Telemetry: tel, AccessLog: o.AccessLog, Audit: o.Audit})
+	b.Proxy, err = proxy.New(po, proxy.Deps{Validator: b.Cache, Owners: b.Cache.Owners(cfg.Upstream.URL), Rules: rules, Tokens: tokens, Log: log, Telemetry: tel, AccessLog: o.AccessLog, Audit: o.Audit, Mirror: o.mirror()})
 	if err != nil {
 		b.Close()
 		return nil, err
@@ -128,7 +129,8 @@ type Options struct {
 	// AccessLog receives access lines encoded by hand (nil: through Log).
 	AccessLog io.Writer
 	// Audit receives the audit trail (nil: Start opens cfg.Audit's).
-	Audit *audit.Writer
+	Audit     *audit.Writer
+	migration *migrate.Mirror // app/migration.go
 }
 
 // Start listens on cfg's addresses and serves until Shutdown.
@@ -157,10 +159,14 @@ func Start(cfg *config.Config, o Options) (*Runtime, error) {
 		}
 		o.Audit = trail
 	}
+	if err := buildMigration(cfg, &o); err != nil {
+		_ = trail.Close()
+		return nil, err
+	}
 	b, err := Build(cfg, o, stats)
 	if err != nil {
 		_ = trail.Close()
-		return nil, err
+		return nil, errors.Join(err, (&Runtime{opts: o}).stopMigration(context.Background()))
 	}
 	r := &Runtime{log: log, opts: o, stats: stats, health: proxy.NewHealth(), done: make(chan error, 2), audit: trail}
 	r.cfg.Store(cfg)
@@ -168,6 +174,7 @@ func Start(cfg *config.Config, o Options) (*Runtime, error) {
 	r.built.Store(b)
 	r.health.AddCheck("redis", func() error { return r.built.Load().Cache.Check() })
 	r.health.AddCheck("identity", func() error { return r.built.Load().Identity.Check() })
+	r.startMigration()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		b.Close()
@@ -201,7 +208,7 @@ func Start(cfg *config.Config, o Options) (*Runtime, error) {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		ConnState:         tlsConnState(capped.ConnState),
 	}
-	r.admin = &http.Server{Handler: proxy.AdminHandler(r.health, tel.MetricsHandler, cfg.Debug.PProf), ReadHeaderTimeout: 5 * time.Second}
+	r.admin = &http.Server{Handler: o.adminRoutes(proxy.AdminHandler(r.health, tel.MetricsHandler, cfg.Debug.PProf)), ReadHeaderTimeout: 5 * time.Second}
 	go func() { r.done <- serveErr(r.srv.Serve(r.ln)) }()
 	go func() { r.done <- serveErr(r.admin.Serve(r.adminLn)) }()
 	var probeCtx context.Context
@@ -294,7 +301,7 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 	aerr := r.admin.Shutdown(ctx)
 	r.built.Load().Close()
 	// After the servers: the last requests' events are in the buffer by now.
-	return errors.Join(err, aerr, r.audit.Close())
+	return errors.Join(err, aerr, r.stopMigration(ctx), r.audit.Close())
 }
 
 // ShutdownTimeout is the configured drain time.

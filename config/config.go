@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/credbridge/credbridge/audit"
+	"github.com/credbridge/credbridge/migrate"
 	"github.com/credbridge/credbridge/policy"
 	"go.yaml.in/yaml/v3"
 )
@@ -43,6 +44,8 @@ type Config struct {
 	Runtime   Runtime               `yaml:"runtime"`
 	// Audit is the trail of key operations (audit/).
 	Audit audit.Config `yaml:"audit"`
+	// Migration keeps a second cloud in step (migrate/, migration.md).
+	Migration migrate.Config `yaml:"migration"`
 	// ShutdownTimeout is how long in-flight requests may finish after SIGTERM.
 	// Default 15s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -209,6 +212,7 @@ func (c *Config) applyDefaults() {
 	c.Policy.Defaults()
 	def(&c.PublicURL, c.defaultPublicURL())
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	c.Migration.Defaults()
 }
 
 // defaultPublicURL is http(s)://<listen>, a wildcard host made localhost: no
@@ -265,7 +269,7 @@ func load(path string, environ []string, readSecrets bool) (*Config, error) {
 	c.applyDefaults()
 	err := errors.Join(yamlErr, envErr, c.Validate())
 	if readSecrets { // the files: secrets, TLS beside them, the audit trail's directory
-		err = errors.Join(err, c.LoadSecrets(), c.checkTLSFiles(), c.Audit.Validate())
+		err = errors.Join(err, c.LoadSecrets(), c.checkTLSFiles(), c.Audit.Validate(), c.Migration.CheckFiles())
 	}
 	if err != nil {
 		return nil, err

@@ -31,8 +31,18 @@ func (c *Config) Validate() error {
 		c.Limits.validate(),
 		c.Log.validate(),
 		c.Runtime.validate(),
+		c.Migration.Validate(),
+		c.migrationRedis(),
 		checkDur("shutdown_timeout", c.ShutdownTimeout, 10*time.Minute),
 	)
+}
+
+// migrationRedis: a redis journal lives on cache.redis_url.
+func (c *Config) migrationRedis() error {
+	if c.Migration.NeedsRedis() && c.Cache.RedisURL == "" {
+		return errors.New("migration.journal: redis needs cache.redis_url (the stream lives there)")
+	}
+	return nil
 }
 
 func (u Upstream) validate() error {

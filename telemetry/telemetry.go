@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/contrib/exporters/autoexport"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -42,6 +43,8 @@ type Telemetry struct {
 	Tracer         trace.Tracer
 	Propagator     propagation.TextMapPropagator
 	Metrics        *Metrics
+	// Meter makes instruments of other packages (migrate) on the same exporter.
+	Meter metric.Meter
 	// MetricsHandler serves Prometheus text.
 	MetricsHandler http.Handler
 	shutdown       []func(context.Context) error
@@ -136,7 +139,8 @@ func (t *Telemetry) setupMetrics(res *resource.Resource, o Options) error {
 	}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(pe), sdkmetric.WithResource(res))
 	t.shutdown = append(t.shutdown, mp.Shutdown)
-	if t.Metrics, err = newMetrics(mp.Meter("github.com/credbridge/credbridge"), reg); err != nil {
+	t.Meter = mp.Meter("github.com/credbridge/credbridge")
+	if t.Metrics, err = newMetrics(t.Meter, reg); err != nil {
 		return err
 	}
 	t.MetricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
