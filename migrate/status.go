@@ -135,8 +135,11 @@ func (m *Mirror) Status() Status {
 	return s
 }
 
-// ServeHTTP serves GET /migration.
+// ServeHTTP serves GET /migration, reading the backlog afresh.
 func (m *Mirror) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	if m.o.Journal != nil {
+		m.refreshStats()
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(m.Status())

@@ -1,0 +1,390 @@
+package app
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/credbridge/credbridge/emulator"
+	bt "github.com/credbridge/credbridge/internal/bridgetest"
+	"github.com/credbridge/credbridge/internal/redistest"
+	"github.com/credbridge/credbridge/translate"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+)
+
+const (
+	oscredJSON = "application/json;charset=utf8"
+	oscredPath = "/v3.0/OS-CREDENTIAL/credentials"
+	journalKey = "0123456789abcdef0123456789abcdef-test-journal-key"
+)
+
+// secondaryCloud is a Keystone-flavor ec2blob reference server sharing the
+// primary's users, on a fixed loopback address so it can go down and come back.
+type secondaryCloud struct {
+	t     *testing.T
+	store *emulator.Store
+	h     http.Handler
+	addr  string
+	posts atomic.Int64 // creates received
+	mu    sync.Mutex
+	srv   *http.Server
+}
+
+func newSecondaryCloud(t *testing.T, dir *emulator.Directory, keystone bool) *secondaryCloud {
+	b := emulator.NewEC2Blob(dir, keystone)
+	s := &secondaryCloud{t: t, store: b.Store}
+	inner := b.Handler()
+	s.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			s.posts.Add(1)
+		}
+		inner.ServeHTTP(w, r)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.addr = ln.Addr().String()
+	s.serve(ln)
+	t.Cleanup(s.down)
+	return s
+}
+
+func (s *secondaryCloud) url() string { return "http://" + s.addr }
+
+func (s *secondaryCloud) serve(ln net.Listener) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.srv = &http.Server{Handler: s.h}
+	go func() { _ = s.srv.Serve(ln) }()
+}
+
+// down closes the listener and every connection: calls are refused.
+func (s *secondaryCloud) down() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv != nil {
+		_ = s.srv.Close()
+		s.srv = nil
+	}
+}
+
+// up listens again on the same address.
+func (s *secondaryCloud) up() {
+	var ln net.Listener
+	var err error
+	for i := 0; i < 100; i++ {
+		if ln, err = net.Listen("tcp", s.addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.serve(ln)
+}
+
+// migrationEnv configures mode toward sec with the admin-capable service token.
+func migrationEnv(t *testing.T, sec *secondaryCloud, mode, journal string) []string {
+	return []string{
+		"CREDBRIDGE_MIGRATION_MODE=" + mode,
+		"CREDBRIDGE_MIGRATION_SECONDARY_DIALECT=ec2blob",
+		"CREDBRIDGE_MIGRATION_SECONDARY_FLAVOR=keystone",
+		"CREDBRIDGE_MIGRATION_SECONDARY_URL=" + sec.url(),
+		"CREDBRIDGE_MIGRATION_SECONDARY_TIMEOUT=5s",
+		"CREDBRIDGE_MIGRATION_SECONDARY_AUTH_TOKEN_FILE=" + secretFile(t, "demo-service-token"),
+		"CREDBRIDGE_MIGRATION_JOURNAL=" + journal,
+		"CREDBRIDGE_MIGRATION_JOURNAL_KEY_FILE=" + secretFile(t, journalKey),
+	}
+}
+
+func fileJournal(t *testing.T) string { return "file:" + filepath.Join(t.TempDir(), "journal.db") }
+
+// eventually polls cond for up to 15 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// createKey creates a key for user through the bridge as the admin (oscred client).
+func createKey(t *testing.T, base, user, desc string) (ak, sk string) {
+	t.Helper()
+	r := bt.Do(t, base, http.MethodPost, oscredPath, bt.Admin, oscredJSON,
+		fmt.Sprintf(`{"credential":{"user_id":%q,"description":%q}}`, user, desc))
+	if r.Status != http.StatusCreated {
+		t.Fatalf("create for %s: %d %s", user, r.Status, r.Body)
+	}
+	c := r.Cred()
+	ak, _ = c["access"].(string)
+	sk, _ = c["secret"].(string)
+	if ak == "" || sk == "" {
+		t.Fatalf("create answer without a key pair: %s", r.Body)
+	}
+	return ak, sk
+}
+
+func TestMirrorCreateUpdateDelete(t *testing.T) {
+	c := newCloud(t, translate.SideOscred)
+	sec := newSecondaryCloud(t, c.dir, true)
+	rt, _ := startBridge(t, c, migrationEnv(t, sec, "mirror", fileJournal(t))...)
+	base := "http://" + rt.Addr()
+
+	ak, sk := createKey(t, base, "u-alice", "ci key")
+	eventually(t, "the key on the secondary", func() bool { _, ok := sec.store.Get(ak); return ok })
+	k, _ := sec.store.Get(ak)
+	if k.SK != sk || k.UserID != "u-alice" || !k.Active || k.Description != "ci key" || k.ProjectID != "p-demo" {
+		t.Fatalf("secondary key = %+v; want the same pair, owner u-alice, active, the description, the caller's project", k)
+	}
+
+	r := bt.Do(t, base, http.MethodPut, oscredPath+"/"+ak, bt.Alice, oscredJSON, `{"credential":{"status":"inactive","description":"rotated"}}`)
+	if r.Status != http.StatusOK {
+		t.Fatalf("update: %d %s", r.Status, r.Body)
+	}
+	eventually(t, "the update on the secondary", func() bool {
+		k, _ := sec.store.Get(ak)
+		return !k.Active && k.Description == "rotated"
+	})
+	if k, _ := sec.store.Get(ak); k.SK != sk {
+		t.Fatal("the update lost the secret on the secondary")
+	}
+
+	if r := bt.Do(t, base, http.MethodDelete, oscredPath+"/"+ak, bt.Alice, "", ""); r.Status != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", r.Status, r.Body)
+	}
+	eventually(t, "the delete on the secondary", func() bool { _, ok := sec.store.Get(ak); return !ok })
+
+	st := migrationStatus(t, rt)
+	if st.Journal == nil || st.Journal.Kind != "file" || st.Mode != "mirror" {
+		t.Fatalf("/migration = %+v", st)
+	}
+}
+
+type statusView struct {
+	Mode      string `json:"mode"`
+	Secondary struct {
+		Dialect string `json:"dialect"`
+	} `json:"secondary"`
+	Journal *struct {
+		Kind    string `json:"kind"`
+		Pending int64  `json:"pending"`
+	} `json:"journal"`
+	Dropped     int64             `json:"shadow_dropped"`
+	Divergences []json.RawMessage `json:"divergences"`
+	Raw         string            `json:"-"`
+}
+
+func migrationStatus(t *testing.T, rt *Runtime) statusView {
+	t.Helper()
+	r := bt.Do(t, "http://"+rt.AdminAddr(), http.MethodGet, "/migration", "", "", "")
+	if r.Status != http.StatusOK {
+		t.Fatalf("/migration: %d %s", r.Status, r.Body)
+	}
+	var s statusView
+	if err := json.Unmarshal(r.Body, &s); err != nil {
+		t.Fatal(err)
+	}
+	s.Raw = string(r.Body)
+	return s
+}
+
+func readyz(t *testing.T, rt *Runtime) string {
+	return string(bt.Do(t, "http://"+rt.AdminAddr(), http.MethodGet, "/readyz", "", "", "").Body)
+}
+
+// TestMirrorSecondaryDown: while the secondary refuses connections, clients
+// get their answers as fast as ever and /readyz names migration degraded;
+// once it is back every write arrives, in order per key.
+func TestMirrorSecondaryDown(t *testing.T) {
+	c := newCloud(t, translate.SideOscred)
+	sec := newSecondaryCloud(t, c.dir, true)
+	rt, _ := startBridge(t, c, migrationEnv(t, sec, "mirror", fileJournal(t))...)
+	base := "http://" + rt.Addr()
+	sec.down()
+
+	want := map[string]string{}
+	var slowest time.Duration
+	for _, u := range []string{"u-alice", "u-bob", "u-admin", "u-te"} {
+		for i := 0; i < 2; i++ {
+			start := time.Now()
+			ak, sk := createKey(t, base, u, "outage")
+			slowest = max(slowest, time.Since(start))
+			want[ak] = sk
+		}
+	}
+	// A key created and deleted during the outage must not appear afterwards.
+	var gone string
+	for ak := range want {
+		if r := bt.Do(t, base, http.MethodDelete, oscredPath+"/"+ak, bt.Admin, "", ""); r.Status != http.StatusNoContent {
+			t.Fatalf("delete: %d", r.Status)
+		}
+		gone = ak
+		delete(want, ak)
+		break
+	}
+	// The secondary's timeout is 5 s: a client that waited for it would show it.
+	if slowest > 2*time.Second {
+		t.Fatalf("a create took %s with the secondary down", slowest)
+	}
+	eventually(t, "readyz naming migration", func() bool { return strings.Contains(readyz(t, rt), "migration: secondary unreachable") })
+	if n := migrationStatus(t, rt).Journal.Pending; n == 0 {
+		t.Fatal("/migration shows nothing pending during the outage")
+	}
+	if _, ok := sec.store.Get(gone); ok {
+		t.Fatal("a write reached the secondary while it was down")
+	}
+
+	sec.up()
+	eventually(t, "every key on the secondary", func() bool {
+		for ak, sk := range want {
+			if k, ok := sec.store.Get(ak); !ok || k.SK != sk {
+				return false
+			}
+		}
+		return true
+	})
+	eventually(t, "the journal drained", func() bool { return migrationStatus(t, rt).Journal.Pending == 0 })
+	if _, ok := sec.store.Get(gone); ok {
+		t.Fatal("a key deleted during the outage exists on the secondary")
+	}
+	eventually(t, "readyz ready again", func() bool { return readyz(t, rt) == "ready\n" })
+}
+
+// TestMirrorTwoBridgesShareRedisJournal: two replicas on one Redis Stream;
+// each write is applied once, whichever bridge took it.
+func TestMirrorTwoBridgesShareRedisJournal(t *testing.T) {
+	r := redistest.Start(t)
+	c := newCloud(t, translate.SideOscred)
+	sec := newSecondaryCloud(t, c.dir, true)
+	env := append(migrationEnv(t, sec, "mirror", "redis"), "CREDBRIDGE_CACHE_REDIS_URL="+r.URL())
+	a, _ := startBridge(t, c, env...)
+	b, _ := startBridge(t, c, env...)
+	want := map[string]string{}
+	for i, u := range []string{"u-alice", "u-bob", "u-admin", "u-te", "u-alice", "u-bob", "u-admin", "u-te"} {
+		rt := []*Runtime{a, b}[i%2]
+		ak, sk := createKey(t, "http://"+rt.Addr(), u, "shared")
+		want[ak] = sk
+		// the other replica updates it: per-key order across replicas
+		other := []*Runtime{b, a}[i%2]
+		if resp := bt.Do(t, "http://"+other.Addr(), http.MethodPut, oscredPath+"/"+ak, bt.Admin, oscredJSON, `{"credential":{"status":"inactive"}}`); resp.Status != http.StatusOK {
+			t.Fatalf("update: %d %s", resp.Status, resp.Body)
+		}
+	}
+	eventually(t, "every key on the secondary, inactive", func() bool {
+		for ak, sk := range want {
+			if k, ok := sec.store.Get(ak); !ok || k.SK != sk || k.Active {
+				return false
+			}
+		}
+		return true
+	})
+	eventually(t, "the stream drained", func() bool {
+		n, err := r.Do("XLEN", "credbridge:migration:journal")
+		return err == nil && n == "0"
+	})
+	if n := sec.posts.Load(); n != int64(len(want)) {
+		t.Fatalf("%d creates reached the secondary for %d keys: an entry was applied twice", n, len(want))
+	}
+	for _, rt := range []*Runtime{a, b} {
+		if st := migrationStatus(t, rt); st.Journal.Kind != "redis" {
+			t.Fatalf("/migration journal = %+v", st.Journal)
+		}
+	}
+}
+
+// TestMirrorNothingLeaks: with writes pending and then applied, neither the
+// journal's bytes (bbolt file, Redis stream) nor logs, metrics, spans or
+// /migration hold a secret or a token; the apply span links to the request.
+func TestMirrorNothingLeaks(t *testing.T) {
+	for _, kind := range []string{"file", "redis"} {
+		t.Run(kind, func(t *testing.T) {
+			c := newCloud(t, translate.SideOscred)
+			sec := newSecondaryCloud(t, c.dir, true)
+			journal, path := "redis", ""
+			var r *redistest.Server
+			env := []string{}
+			if kind == "file" {
+				path = filepath.Join(t.TempDir(), "journal.db")
+				journal = "file:" + path
+			} else {
+				r = redistest.Start(t)
+				env = append(env, "CREDBRIDGE_CACHE_REDIS_URL="+r.URL())
+			}
+			tel, exp := traced(t)
+			rt, logs := startBridgeWith(t, c, tel, append(migrationEnv(t, sec, "mirror", journal), env...)...)
+			base := "http://" + rt.Addr()
+			sec.down()
+			resp := bt.Do(t, base, http.MethodPost, oscredPath, bt.Admin, oscredJSON, `{"credential":{"user_id":"u-alice"}}`, "traceparent", traceparent)
+			if resp.Status != http.StatusCreated {
+				t.Fatalf("%d %s", resp.Status, resp.Body)
+			}
+			ak, sk := resp.Cred()["access"].(string), resp.Cred()["secret"].(string)
+			var journalBytes string
+			if kind == "file" {
+				raw, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				journalBytes = string(raw)
+			} else {
+				out, err := r.Do("XRANGE", "credbridge:migration:journal", "-", "+")
+				if err != nil {
+					t.Fatal(err)
+				}
+				journalBytes = out + strings.Join(r.Keys(), "\n")
+			}
+			if !strings.Contains(journalBytes, ak) {
+				t.Fatalf("the entry is not in the journal (%d bytes): nothing judged", len(journalBytes))
+			}
+			sec.up()
+			eventually(t, "the key on the secondary", func() bool { k, ok := sec.store.Get(ak); return ok && k.SK == sk })
+			eventually(t, "the apply span", func() bool { return applySpan(exp) != nil })
+			sp := applySpan(exp)
+			if len(sp.Links) != 1 || sp.Links[0].SpanContext.TraceID().String() != clientTrace {
+				t.Fatalf("apply span links = %+v; want the client's trace %s", sp.Links, clientTrace)
+			}
+			metrics := string(bt.Do(t, "http://"+rt.AdminAddr(), http.MethodGet, "/metrics", "", "", "").Body)
+			for _, name := range []string{"credbridge_migration_applied_total", "credbridge_migration_journal_pending", "credbridge_migration_journal_oldest_seconds"} {
+				if !strings.Contains(metrics, name) {
+					t.Fatalf("metric %s missing", name)
+				}
+			}
+			var spans []string
+			for _, s := range exp.GetSpans() {
+				spans = append(spans, fmt.Sprintf("%s %v %v %v", s.Name, s.Attributes, s.Status, s.Events))
+			}
+			all := map[string]string{"journal": journalBytes, "logs": logs.String(), "metrics": metrics,
+				"spans": strings.Join(spans, "\n"), "/migration": migrationStatus(t, rt).Raw}
+			for where, text := range all {
+				for _, s := range []string{sk, bt.Admin, "demo-service-token"} {
+					if strings.Contains(text, s) {
+						t.Fatalf("%q found in %s", s, where)
+					}
+				}
+			}
+		})
+	}
+}
+
+func applySpan(exp *tracetest.InMemoryExporter) *tracetest.SpanStub {
+	for _, s := range exp.GetSpans() {
+		if s.Name == "migration apply create" && attr(s, "migration.outcome") == "done" {
+			return &s
+		}
+	}
+	return nil
+}
