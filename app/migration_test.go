@@ -6,10 +6,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -387,4 +389,152 @@ func applySpan(exp *tracetest.InMemoryExporter) *tracetest.SpanStub {
 		}
 	}
 	return nil
+}
+
+// TestShadowDivergences: in shadow mode reads are compared in the neutral
+// model, and each kind of difference the spec lists is counted and shown.
+func TestShadowDivergences(t *testing.T) {
+	c := newCloud(t, translate.SideIBM) // IBM discloses secrets: fingerprints compare
+	sec := newSecondaryCloud(t, c.dir, true)
+	users := secretFile(t, "- {primary: u-alice, secondary: u-alice}\n- {primary: u-bob, secondary: u-bob}\n- {primary: u-admin, secondary: u-admin}\n")
+	env := append(migrationEnv(t, sec, "shadow", "file:unused"), "CREDBRIDGE_UPSTREAM_DIALECT=ec2blob", "CREDBRIDGE_UPSTREAM_FLAVOR=ibm",
+		"CREDBRIDGE_MIGRATION_USER_MAP_FILE="+users)
+	rt, logs := startBridge(t, c, env...)
+	base := "http://" + rt.Addr()
+	both := func(ak, user, secUser, sk, secSK, desc, secDesc string, active, secActive bool) {
+		now := time.Now()
+		c.store.Put(emulator.Key{AK: ak, SK: sk, UserID: user, Active: active, StatusSet: true, Description: desc, HasDesc: desc != "", Created: now})
+		if secUser != "" {
+			sec.store.Put(emulator.Key{AK: ak, SK: secSK, UserID: secUser, Active: secActive, StatusSet: true, Description: secDesc, HasDesc: secDesc != "", Created: now})
+		}
+	}
+	both("AKONLYPRIMARY", "u-alice", "", "s1", "", "", "", true, true)
+	sec.store.Put(emulator.Key{AK: "AKONLYSECONDARY", SK: "s2", UserID: "u-alice", Active: true, StatusSet: true, Created: time.Now()})
+	both("AKSTATUS", "u-alice", "u-alice", "s3", "s3", "", "", true, false)
+	both("AKDESC", "u-alice", "u-alice", "s4", "s4", "old", "new", true, true)
+	both("AKSECRET", "u-alice", "u-alice", "primary-secret-5", "other-secret-5", "", "", true, true)
+	both("AKOWNER", "u-bob", "u-alice", "s6", "s6", "", "", true, true)
+	both("AKBOBSAME", "u-bob", "u-bob", "s7", "s7", "same", "same", true, true)
+	both("AKTE", "u-te", "u-te", "s8", "s8", "", "", true, true)
+
+	get := func(path string) {
+		if r := bt.Do(t, base, http.MethodGet, path, bt.Admin, "", ""); r.Status != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, r.Status, r.Body)
+		}
+	}
+	get("/credentials?user_id=u-alice")
+	get("/credentials/AKOWNER")
+	get("/credentials/AKBOBSAME")
+	get("/credentials?user_id=u-te")
+	kinds := func() map[string]int {
+		out := map[string]int{}
+		for _, raw := range migrationStatus(t, rt).Divergences {
+			var d struct{ Kind string }
+			_ = json.Unmarshal(raw, &d)
+			out[d.Kind]++
+		}
+		return out
+	}
+	want := []string{"missing_on_secondary", "missing_on_primary", "status", "description", "secret", "owner", "unmapped_user"}
+	eventually(t, "every divergence kind", func() bool {
+		k := kinds()
+		for _, w := range want {
+			if k[w] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	sec.down()
+	get("/credentials/AKSTATUS")
+	eventually(t, "secondary_error", func() bool { return kinds()["secondary_error"] == 1 })
+	if k := kinds(); len(k) != len(want)+1 || k["owner"] != 1 || k["secret"] != 1 {
+		t.Fatalf("divergences %v: want exactly one of each listed kind", k)
+	}
+	st := migrationStatus(t, rt)
+	metrics := string(bt.Do(t, "http://"+rt.AdminAddr(), http.MethodGet, "/metrics", "", "", "").Body)
+	for _, line := range []string{`credbridge_migration_compared_total{op="get",result="match"} 1`,
+		`credbridge_migration_compared_total{op="list",result="diverged"} 1`,
+		`credbridge_migration_divergences_total{kind="secondary_error"} 1`} {
+		if !strings.Contains(metrics, line) {
+			t.Fatalf("metrics lack %s:\n%s", line, grepLines(metrics, "migration"))
+		}
+	}
+	for _, s := range []string{"primary-secret-5", "other-secret-5", "s3"} {
+		if strings.Contains(st.Raw, `"`+s+`"`) || strings.Contains(logs.String(), s+`"`) {
+			t.Fatalf("secret %q shown", s)
+		}
+	}
+	if !strings.Contains(st.Raw, `"kind":"status","access":"AKSTATUS","owner":"u-alice","primary":"active","secondary":"inactive"`) {
+		t.Fatalf("/migration does not show the status values: %s", st.Raw)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestMirrorSurvivesSIGKILL runs the real binary: a create is answered (so it
+// is journaled) while the secondary is down, the bridge is killed with
+// SIGKILL before it could apply it, and the restarted bridge delivers it.
+func TestMirrorSurvivesSIGKILL(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "credbridge")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/credbridge").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	c := newCloud(t, translate.SideOscred)
+	sec := newSecondaryCloud(t, c.dir, true)
+	sec.down()
+	listen, admin := freeAddr(t), freeAddr(t)
+	cfgText := fmt.Sprintf(`listen: %s
+admin_listen: %s
+upstream: {dialect: oscred, url: %s}
+identity: {url: %s}
+migration:
+  mode: mirror
+  secondary: {dialect: ec2blob, flavor: keystone, url: %s, auth: {mode: token, token_file: %s}}
+  journal: "file:%s"
+  journal_key_file: %s
+`, listen, admin, c.upURL, c.idURL, sec.url(), secretFile(t, "demo-service-token"),
+		filepath.Join(t.TempDir(), "journal.db"), secretFile(t, journalKey))
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfg, []byte(cfgText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func() *exec.Cmd {
+		cmd := exec.Command(bin, "serve", "--config", cfg)
+		cmd.Stderr = &bt.SyncBuffer{}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		eventually(t, "the bridge up", func() bool {
+			r, err := http.Get("http://" + admin + "/healthz")
+			if err == nil {
+				r.Body.Close()
+			}
+			return err == nil && r.StatusCode == http.StatusOK
+		})
+		return cmd
+	}
+	first := run()
+	ak, sk := createKey(t, "http://"+listen, "u-alice", "before the kill")
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Wait()
+	if _, ok := sec.store.Get(ak); ok {
+		t.Fatal("the key reached the secondary before the kill: nothing proven")
+	}
+	sec.up()
+	run()
+	eventually(t, "the journaled create on the secondary after the restart", func() bool {
+		k, ok := sec.store.Get(ak)
+		return ok && k.SK == sk && k.Description == "before the kill"
+	})
 }
