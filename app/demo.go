@@ -1,11 +1,16 @@
 package app
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/credbridge/credbridge/config"
@@ -38,7 +43,13 @@ func ServeEmulator(addr string, h http.Handler, conns ...emulator.Conns) (*Emula
 }
 
 // DemoAddrs are where the demo listens.
-type DemoAddrs struct{ Listen, Admin, Upstream, Identity string }
+type DemoAddrs struct {
+	Listen, Admin, Upstream, Identity string
+	// Migration adds a Keystone-flavor ec2blob secondary on Secondary and
+	// mirrors the oscred primary's writes to it.
+	Migration bool
+	Secondary string
+}
 
 // Demo starts the identity service and the oscred reference backend with the demo
 // users, and the bridge in front of them; it prints curl lines to w.
@@ -54,10 +65,18 @@ func Demo(a DemoAddrs, w io.Writer, log *slog.Logger, tel *telemetry.Telemetry) 
 		return nil, nil, fmt.Errorf("oscred backend: %v", err)
 	}
 	emus := []*Emulated{idn, up}
-	cfg, err := config.Load("", []string{
+	env := []string{
 		"CREDBRIDGE_LISTEN=" + a.Listen, "CREDBRIDGE_ADMIN_LISTEN=" + a.Admin,
 		"CREDBRIDGE_UPSTREAM_URL=http://" + up.Addr, "CREDBRIDGE_IDENTITY_URL=http://" + idn.Addr,
-	})
+	}
+	if a.Migration {
+		sec, menv, err := demoSecondary(a.Secondary, dir)
+		if err != nil {
+			return nil, emus, err
+		}
+		emus, env = append(emus, sec), append(env, menv...)
+	}
+	cfg, err := config.Load("", env)
 	if err != nil {
 		return nil, emus, err
 	}
@@ -66,7 +85,52 @@ func Demo(a DemoAddrs, w io.Writer, log *slog.Logger, tel *telemetry.Telemetry) 
 		return nil, emus, err
 	}
 	printDemo(w, rt.Addr(), rt.AdminAddr(), up.Addr, idn.Addr)
+	if a.Migration {
+		printMigrationDemo(w, rt.Addr(), rt.AdminAddr(), emus[2].Addr)
+	}
 	return rt, emus, nil
+}
+
+// demoSecondary serves a Keystone secondary for the same users and returns the
+// migration config (mirror, the service account's token, a journal and its key
+// in a fresh temporary directory).
+func demoSecondary(addr string, dir *emulator.Directory) (*Emulated, []string, error) {
+	sec, err := ServeEmulator(addr, emulator.NewEC2Blob(dir, true).Handler())
+	if err != nil {
+		return nil, nil, fmt.Errorf("keystone secondary: %v", err)
+	}
+	tmp, err := os.MkdirTemp("", "credbridge-demo-")
+	if err != nil {
+		return sec, nil, err
+	}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	tok, keyFile := filepath.Join(tmp, "secondary-token"), filepath.Join(tmp, "journal-key")
+	if err := errors.Join(os.WriteFile(tok, []byte("demo-service-token"), 0o600),
+		os.WriteFile(keyFile, []byte(hex.EncodeToString(key)), 0o600)); err != nil {
+		return sec, nil, err
+	}
+	return sec, []string{"CREDBRIDGE_MIGRATION_MODE=mirror", "CREDBRIDGE_MIGRATION_SECONDARY_DIALECT=ec2blob",
+		"CREDBRIDGE_MIGRATION_SECONDARY_FLAVOR=keystone", "CREDBRIDGE_MIGRATION_SECONDARY_URL=http://" + sec.Addr,
+		"CREDBRIDGE_MIGRATION_SECONDARY_AUTH_TOKEN_FILE=" + tok, "CREDBRIDGE_MIGRATION_JOURNAL_KEY_FILE=" + keyFile,
+		"CREDBRIDGE_MIGRATION_JOURNAL=file:" + filepath.Join(tmp, "journal.db")}, nil
+}
+
+func printMigrationDemo(w io.Writer, addr, admin, sec string) {
+	fmt.Fprintf(w, `
+Migration (mirror): the oscred backend is the primary; a Keystone-flavor ec2blob
+secondary listens on http://%[3]s and receives every key written through the bridge,
+with the same access key and secret.
+
+# create a key through the bridge (answered by the primary)
+curl -s -X POST http://%[1]s/v3.0/OS-CREDENTIAL/credentials -H 'X-Auth-Token: demo-admin-token'   -H 'Content-Type: application/json;charset=utf8' -d '{"credential":{"user_id":"u-alice","description":"mirrored"}}'
+
+# the same key pair on the secondary, asked directly (Keystone dialect, secret in the blob)
+curl -s 'http://%[3]s/v3/credentials?user_id=u-alice' -H 'X-Auth-Token: demo-admin-token'
+
+# the mirror's state: backlog, last divergences (never secrets)
+curl -s http://%[2]s/migration
+`, addr, admin, sec)
 }
 
 func printDemo(w io.Writer, addr, admin, up, idn string) {

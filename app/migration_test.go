@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -536,5 +537,31 @@ migration:
 	eventually(t, "the journaled create on the secondary after the restart", func() bool {
 		k, ok := sec.store.Get(ak)
 		return ok && k.SK == sk && k.Description == "before the kill"
+	})
+}
+
+// TestDemoMigration: `credbridge demo --migration` shows a key created
+// through the bridge appear on the Keystone secondary with the same pair.
+func TestDemoMigration(t *testing.T) {
+	out := &bt.SyncBuffer{}
+	rt, emus, err := Demo(DemoAddrs{Listen: "127.0.0.1:0", Admin: "127.0.0.1:0", Upstream: "127.0.0.1:0",
+		Identity: "127.0.0.1:0", Migration: true, Secondary: "127.0.0.1:0"}, out, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = rt.Shutdown(context.Background())
+		for _, e := range emus {
+			e.Close()
+		}
+	})
+	sec := "http://" + emus[2].Addr
+	if !strings.Contains(out.String(), sec+"/v3/credentials?user_id=u-alice") || !strings.Contains(out.String(), "/migration") {
+		t.Fatalf("demo lines do not show the secondary:\n%s", out)
+	}
+	ak, sk := createKey(t, "http://"+rt.Addr(), "u-alice", "mirrored")
+	eventually(t, "the demo key on the secondary", func() bool {
+		r := bt.Do(t, sec, http.MethodGet, "/v3/credentials?user_id=u-alice", bt.Admin, "", "")
+		return strings.Contains(string(r.Body), ak) && strings.Contains(string(r.Body), sk)
 	})
 }

@@ -325,6 +325,8 @@ func demo(args []string, stdout io.Writer) error {
 	fs.StringVar(&a.Admin, "admin-listen", "127.0.0.1:9090", "admin address")
 	fs.StringVar(&a.Upstream, "upstream-listen", "127.0.0.1:9001", "oscred reference backend address")
 	fs.StringVar(&a.Identity, "identity-listen", "127.0.0.1:9002", "identity service address")
+	fs.BoolVar(&a.Migration, "migration", false, "also mirror every key to a Keystone-flavor secondary (see --secondary-listen)")
+	fs.StringVar(&a.Secondary, "secondary-listen", "127.0.0.1:9003", "Keystone secondary address (with --migration)")
 	if err := parseNone(fs, args); err != nil {
 		return err
 	}
