@@ -215,7 +215,7 @@ func readyz(t *testing.T, rt *Runtime) string {
 func TestMirrorSecondaryDown(t *testing.T) {
 	c := newCloud(t, translate.SideOscred)
 	sec := newSecondaryCloud(t, c.dir, true)
-	rt, _ := startBridge(t, c, migrationEnv(t, sec, "mirror", fileJournal(t))...)
+	rt, _ := startBridge(t, c, append(migrationEnv(t, sec, "mirror", fileJournal(t)), "CREDBRIDGE_MIGRATION_MAX_LAG=1s")...)
 	base := "http://" + rt.Addr()
 	sec.down()
 
@@ -244,6 +244,7 @@ func TestMirrorSecondaryDown(t *testing.T) {
 		t.Fatalf("a create took %s with the secondary down", slowest)
 	}
 	eventually(t, "readyz naming migration", func() bool { return strings.Contains(readyz(t, rt), "migration: secondary unreachable") })
+	eventually(t, "readyz naming the lag past max_lag", func() bool { return strings.Contains(readyz(t, rt), "journal lags") })
 	if n := migrationStatus(t, rt).Journal.Pending; n == 0 {
 		t.Fatal("/migration shows nothing pending during the outage")
 	}
@@ -563,5 +564,31 @@ func TestDemoMigration(t *testing.T) {
 	eventually(t, "the demo key on the secondary", func() bool {
 		r := bt.Do(t, sec, http.MethodGet, "/v3/credentials?user_id=u-alice", bt.Admin, "", "")
 		return strings.Contains(string(r.Body), ak) && strings.Contains(string(r.Body), sk)
+	})
+}
+
+// TestMirrorEC2BlobPrimaryUpdatesSecret: an ec2blob primary discloses the
+// secret, and an update that changes it reaches the secondary.
+func TestMirrorEC2BlobPrimaryUpdatesSecret(t *testing.T) {
+	c := newCloud(t, translate.SideIBM)
+	sec := newSecondaryCloud(t, c.dir, true)
+	rt, _ := startBridge(t, c, append(migrationEnv(t, sec, "mirror", fileJournal(t)),
+		"CREDBRIDGE_UPSTREAM_DIALECT=ec2blob", "CREDBRIDGE_UPSTREAM_FLAVOR=ibm")...)
+	base := "http://" + rt.Addr()
+	r := bt.Do(t, base, http.MethodPost, "/credentials", bt.Admin, "application/json", `{"credential":{"user_id":"u-alice","type":"ec2"}}`)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.Status, r.Body)
+	}
+	blob := bt.Blob(r.Cred())
+	ak, sk := blob["access"].(string), blob["secret"].(string)
+	eventually(t, "the IBM key on the secondary", func() bool { k, ok := sec.store.Get(ak); return ok && k.SK == sk })
+	r = bt.Do(t, base, http.MethodPatch, "/credentials/"+ak, bt.Alice, "application/json",
+		`{"credential":{"type":"ec2","blob":{"access":"`+ak+`","secret":"RotatedSecret0123456789","status":"Inactive"}}}`)
+	if r.Status != http.StatusOK {
+		t.Fatalf("update: %d %s", r.Status, r.Body)
+	}
+	eventually(t, "the new secret and status on the secondary", func() bool {
+		k, _ := sec.store.Get(ak)
+		return k.SK == "RotatedSecret0123456789" && !k.Active
 	})
 }

@@ -147,8 +147,12 @@ func (m *Mirror) applyUpdate(ctx context.Context, e Entry) (string, string) {
 	if e.HasDesc {
 		cur.Description, cur.HasDescription = e.Desc, true
 	}
-	method := http.MethodPatch
-	st, _, err = m.call(ctx, e, method, m.keyPathOf(e), translate.AppendRequest(nil, m.side, translate.OpUpdate, cur))
+	if e.Sealed != nil {
+		if cur.Secret, err = m.sealer.Open(e.Access, e.Sealed); err != nil {
+			return OutcomeFailed, "update: " + err.Error()
+		}
+	}
+	st, _, err = m.call(ctx, e, http.MethodPatch, m.keyPathOf(e), translate.AppendRequest(nil, m.side, translate.OpUpdate, cur))
 	switch {
 	case err != nil:
 		m.health.reach(err)

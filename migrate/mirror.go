@@ -191,8 +191,9 @@ func (m *Mirror) entry(ctx context.Context, w Write) (Entry, bool) {
 	e := Entry{Op: w.Op.String(), Access: k.Access, KeyID: KeyID(k.Access, keystoneID(k.ID)),
 		At: time.Now().UnixMilli(), Session: m.session, Status: k.Status.Oscred(),
 		Desc: k.Description, HasDesc: k.HasDescription, Trace: m.traceOf(ctx)}
-	if e.KeyID == "" {
-		m.diverge(ctx, Divergence{Kind: KindSecondaryError, Op: e.Op, Primary: "write without an access key or Keystone id"})
+	if e.KeyID == "" || k.Access != "" && !translate.ValidID(translate.SideIBM, k.Access) {
+		// The AK becomes a path segment on the secondary: only the id alphabet.
+		m.diverge(ctx, Divergence{Kind: KindSecondaryError, Op: e.Op, Primary: "write without a usable access key or Keystone id"})
 		return e, false
 	}
 	if k.UserID != "" {
@@ -202,6 +203,10 @@ func (m *Mirror) entry(ctx context.Context, w Write) (Entry, bool) {
 			return e, false
 		}
 		e.Owner, e.Project = me.Secondary, me.Project
+	}
+	if w.Op == translate.OpUpdate && k.Secret != "" {
+		// an ec2blob primary discloses the secret; an update may have changed it
+		e.Sealed = m.sealer.Seal(k.Access, k.Secret)
 	}
 	if w.Op == translate.OpCreate {
 		if k.Secret == "" {
