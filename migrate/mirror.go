@@ -78,12 +78,11 @@ type Mirror struct {
 	health  health
 	dropped atomic.Int64 // shadow reads dropped on a full queue
 
-	wake   chan struct{}
-	stop   chan struct{}
-	wg     sync.WaitGroup
-	once   sync.Once
-	retry  retries
-	active sync.Map // entry ids being applied
+	wake  chan struct{}
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
+	retry retries
 }
 
 // New builds the mirror; Start runs its goroutines.
