@@ -66,8 +66,9 @@ func (s *secondaryCloud) url() string { return "http://" + s.addr }
 func (s *secondaryCloud) serve(ln net.Listener) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.srv = &http.Server{Handler: s.h}
-	go func() { _ = s.srv.Serve(ln) }()
+	srv := &http.Server{Handler: s.h}
+	s.srv = srv
+	go func() { _ = srv.Serve(ln) }()
 }
 
 // down closes the listener and every connection: calls are refused.
@@ -80,8 +81,14 @@ func (s *secondaryCloud) down() {
 	}
 }
 
-// up listens again on the same address.
+// up listens again on the same address (nothing when it is up).
 func (s *secondaryCloud) up() {
+	s.mu.Lock()
+	running := s.srv != nil
+	s.mu.Unlock()
+	if running {
+		return
+	}
 	var ln net.Listener
 	var err error
 	for i := 0; i < 100; i++ {

@@ -133,6 +133,8 @@ func (m *Mirror) applyUpdate(ctx context.Context, e Entry) (string, string) {
 	switch {
 	case err != nil:
 		return OutcomeRetry, "update: " + err.Error()
+	case !found && st == http.StatusNotFound && m.deletedLater(ctx, e):
+		return OutcomeDone, "" // its create was moot: the key's later delete is the target state
 	case !found && st == http.StatusNotFound:
 		m.diverge(ctx, Divergence{Kind: KindMissingOnSecondary, Access: e.Access, Owner: e.Owner, Op: e.Op})
 		return OutcomeFailed, "update: the key is not on the secondary (migrate sync copies it)"

@@ -53,6 +53,10 @@ type Journal interface {
 	// IsHead reports whether e is the oldest pending entry of its key
 	// (entries of one key apply in order, whichever replica holds them).
 	IsHead(ctx context.Context, e Entry) (bool, error)
+	// Deleted reports whether a later entry of e's key deletes it: a create
+	// that cannot apply (the owner's quota is held by keys that came later on
+	// the primary but applied first) is then moot, not a deadlock.
+	Deleted(ctx context.Context, e Entry) (bool, error)
 	Done(ctx context.Context, e Entry) error
 	// Stats: how many entries are pending, and the oldest one's time (zero: none).
 	Stats(ctx context.Context) (int64, time.Time, error)

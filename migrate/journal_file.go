@@ -115,6 +115,27 @@ func (j *FileJournal) scan(max int) ([]Entry, error) {
 // key's entries oldest first, so the worker orders them itself.
 func (j *FileJournal) IsHead(context.Context, Entry) (bool, error) { return true, nil }
 
+// Deleted scans the entries after e for a delete of its key.
+func (j *FileJournal) Deleted(_ context.Context, e Entry) (bool, error) {
+	seq, err := strconv.ParseUint(e.ID, 10, 64)
+	if err != nil {
+		return false, err
+	}
+	found := false
+	err = j.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketEntries).Cursor()
+		for k, v := c.Seek(seqKey(seq + 1)); k != nil && !found; k, v = c.Next() {
+			later, err := decodeEntry("", v)
+			if err != nil {
+				return err
+			}
+			found = later.KeyID == e.KeyID && later.Op == "delete"
+		}
+		return nil
+	})
+	return found, err
+}
+
 // Done removes e.
 func (j *FileJournal) Done(_ context.Context, e Entry) error {
 	seq, err := strconv.ParseUint(e.ID, 10, 64)

@@ -159,6 +159,32 @@ func (j *RedisJournal) IsHead(ctx context.Context, e Entry) (bool, error) {
 	return head == e.ID, err
 }
 
+// Deleted reads the entries queued behind e on its key's list.
+func (j *RedisJournal) Deleted(ctx context.Context, e Entry) (bool, error) {
+	ids, err := j.rdb.LRange(ctx, redisKeyPfx+e.KeyID, 0, -1).Result()
+	if err != nil {
+		return false, err
+	}
+	after := false
+	for _, id := range ids {
+		if !after {
+			after = id == e.ID
+			continue
+		}
+		msgs, err := j.rdb.XRangeN(ctx, redisStream, id, id, 1).Result()
+		if err != nil {
+			return false, err
+		}
+		for _, m := range msgs {
+			raw, _ := m.Values["e"].(string)
+			if later, err := decodeEntry(id, []byte(raw)); err == nil && later.Op == "delete" {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
 // Done acknowledges and removes e.
 func (j *RedisJournal) Done(ctx context.Context, e Entry) error {
 	return doneScript.Run(ctx, j.rdb, []string{redisStream, redisKeyPfx + e.KeyID}, redisGroup, e.ID).Err()

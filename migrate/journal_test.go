@@ -59,6 +59,12 @@ func TestJournalOrderAndReopen(t *testing.T) {
 		if got[0].Op != "create" || got[1].Op != "update" || got[2].Op != "delete" || got[3].Access != "AK2" {
 			t.Fatalf("order: %+v", got)
 		}
+		if gone, err := j.Deleted(ctx, got[0]); err != nil || !gone {
+			t.Fatalf("AK1's create does not see its later delete (%v)", err)
+		}
+		if gone, _ := j.Deleted(ctx, got[3]); gone {
+			t.Fatal("AK2's create reported deleted")
+		}
 		if head, _ := j.IsHead(ctx, got[0]); !head {
 			t.Fatal("the first entry of AK1 is not its head")
 		}

@@ -136,6 +136,9 @@ func (m *Mirror) applyOne(ctx context.Context, e Entry) {
 	sp := m.span(m.linkOf(e.Trace), "migration apply "+e.Op)
 	sp.SetAttributes(attribute.String("migration.op", e.Op), attribute.String("migration.secondary", m.side.String()))
 	outcome, why := m.apply(ctx, e)
+	if outcome == OutcomeRetry && e.Op == "create" && m.deletedLater(ctx, e) {
+		outcome, why = OutcomeDone, "" // the key's later delete is the target state
+	}
 	sp.SetAttributes(attribute.String("migration.outcome", outcome))
 	if outcome != OutcomeDone {
 		sp.SetStatus(codes.Error, why)
@@ -161,6 +164,12 @@ func (m *Mirror) applyOne(ctx context.Context, e Entry) {
 	}
 	m.retry.forget(e.ID)
 	m.tokens.Delete(e.ID)
+}
+
+// deletedLater: a later journal entry deletes e's key.
+func (m *Mirror) deletedLater(ctx context.Context, e Entry) bool {
+	gone, err := m.o.Journal.Deleted(ctx, e)
+	return err == nil && gone
 }
 
 // statsLoop reads the journal's backlog once a second for the gauges,
