@@ -17,15 +17,14 @@ import (
 	"time"
 
 	"github.com/credbridge/credbridge/emulator"
-	bt "github.com/credbridge/credbridge/internal/bridgetest"
-	"github.com/credbridge/credbridge/internal/redistest"
+	bt "github.com/credbridge/credbridge/internal/testing/bridgetest"
+	"github.com/credbridge/credbridge/internal/testing/redistest"
 	"github.com/credbridge/credbridge/translate"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 const (
 	oscredJSON = "application/json;charset=utf8"
-	oscredPath = "/v3.0/OS-CREDENTIAL/credentials"
 	journalKey = "0123456789abcdef0123456789abcdef-test-journal-key"
 )
 

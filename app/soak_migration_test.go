@@ -20,8 +20,8 @@ import (
 
 	"github.com/credbridge/credbridge/config"
 	"github.com/credbridge/credbridge/emulator"
-	bt "github.com/credbridge/credbridge/internal/bridgetest"
-	"github.com/credbridge/credbridge/internal/redistest"
+	bt "github.com/credbridge/credbridge/internal/testing/bridgetest"
+	"github.com/credbridge/credbridge/internal/testing/redistest"
 )
 
 // TestSoakMigration is make soak's migration phase: mixed writes from many

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credbridge/credbridge/internal/redistest"
+	"github.com/credbridge/credbridge/internal/testing/redistest"
 	"github.com/redis/go-redis/v9"
 )
 

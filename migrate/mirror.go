@@ -16,9 +16,9 @@ import (
 )
 
 // Backend is the secondary as migrate calls it: one HTTP exchange, the token
-// chosen by the backend's auth (callerToken is used only by passthrough). app
-// puts an upstream.Client behind it: migrate cannot import upstream, which
-// imports config, which holds this package's Config.
+// chosen by the backend's auth (callerToken is used only by passthrough).
+// app/migration.go puts an upstream.Client and its token source behind it, so
+// the CLI (migrate verify/status) can reuse the same wiring.
 type Backend interface {
 	Side() translate.Side
 	// URL is the secondary's base URL, for /migration and spans.
