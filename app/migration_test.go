@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credbridge/credbridge/config"
 	"github.com/credbridge/credbridge/emulator"
 	bt "github.com/credbridge/credbridge/internal/testing/bridgetest"
 	"github.com/credbridge/credbridge/internal/testing/redistest"
@@ -597,4 +598,23 @@ func TestMirrorEC2BlobPrimaryUpdatesSecret(t *testing.T) {
 		k, _ := sec.store.Get(ak)
 		return k.SK == "RotatedSecret0123456789" && !k.Active
 	})
+}
+
+// TestMigrationConfigRefused: serve's config load refuses what migration
+// cannot run, naming every key at once, including the journal's Redis, which
+// only the whole config can judge.
+func TestMigrationConfigRefused(t *testing.T) {
+	env := []string{"CREDBRIDGE_MIGRATION_MODE=mirror", "CREDBRIDGE_MIGRATION_SECONDARY_DIALECT=oscred",
+		"CREDBRIDGE_MIGRATION_SECONDARY_URL=http://127.0.0.1:9003", "CREDBRIDGE_MIGRATION_JOURNAL=redis",
+		"CREDBRIDGE_MIGRATION_SECONDARY_AUTH_MODE=passthrough"}
+	_, err := config.Load("", env)
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, key := range []string{"migration.secondary.dialect: mirror needs an ec2blob", "migration.journal_key_file: required",
+		"migration.secondary.auth.mode: passthrough", "migration.journal: redis needs cache.redis_url"} {
+		if !strings.Contains(err.Error(), key) {
+			t.Errorf("%v\ndoes not name %q", err, key)
+		}
+	}
 }

@@ -7,13 +7,22 @@ import (
 	"strconv"
 
 	"github.com/credbridge/credbridge/translate"
-	"github.com/credbridge/credbridge/upstream"
 )
 
-// Paths on the secondary: the dialect's collection, a key by its side's id.
-var basePath = upstream.BasePath
+// Paths on the secondary (upstream.BasePath's): migrate does not import
+// upstream because config holds migrate.Config and may not depend on upstream
+// (architecture_test); app/migration.go wires the upstream.Client.
+func basePath(s translate.Side) string {
+	switch s {
+	case translate.SideOscred:
+		return "/v3.0/OS-CREDENTIAL/credentials"
+	case translate.SideKeystone:
+		return "/v3/credentials"
+	}
+	return "/credentials"
+}
 
-func keyPath(s translate.Side, ak string) string { return upstream.KeyPath(s, s.ID(ak)) }
+func keyPath(s translate.Side, ak string) string { return basePath(s) + "/" + s.ID(ak) }
 
 // call makes one request to the secondary with the entry's caller token when
 // the secondary is passthrough.

@@ -17,8 +17,9 @@ import (
 
 // Backend is the secondary as migrate calls it: one HTTP exchange, the token
 // chosen by the backend's auth (callerToken is used only by passthrough).
-// app/migration.go puts an upstream.Client and its token source behind it, so
-// the CLI (migrate verify/status) can reuse the same wiring.
+// app/migration.go puts an upstream.Client and its token source behind it:
+// migrate may not import upstream (config holds migrate.Config, and config may
+// not depend on upstream).
 type Backend interface {
 	Side() translate.Side
 	// URL is the secondary's base URL, for /migration and spans.
