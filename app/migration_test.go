@@ -618,3 +618,23 @@ func TestMigrationConfigRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestMirrorJournalDown: with the Redis journal gone a write cannot be
+// journaled; the client still gets the primary's answer, the failure is
+// counted and /readyz names the journal.
+func TestMirrorJournalDown(t *testing.T) {
+	r := redistest.Start(t)
+	c := newCloud(t, translate.SideOscred)
+	sec := newSecondaryCloud(t, c.dir, true)
+	rt, logs := startBridge(t, c, append(migrationEnv(t, sec, "mirror", "redis"), "CREDBRIDGE_CACHE_REDIS_URL="+r.URL())...)
+	createKey(t, "http://"+rt.Addr(), "u-alice", "first") // the token is cached in process now
+	r.Stop()
+	createKey(t, "http://"+rt.Addr(), "u-bob", "journal down")
+	metrics := string(bt.Do(t, "http://"+rt.AdminAddr(), http.MethodGet, "/metrics", "", "", "").Body)
+	if !strings.Contains(metrics, "credbridge_migration_journal_errors_total 1") {
+		t.Fatalf("journal error not counted:\n%s", grepLines(metrics, "migration"))
+	}
+	if !strings.Contains(readyz(t, rt), "journal unavailable") || !strings.Contains(logs.String(), "migration: write not journaled") {
+		t.Fatalf("readyz %q; logs lack the journal failure", readyz(t, rt))
+	}
+}

@@ -17,7 +17,7 @@ import (
 // scrape never waits for Redis or the bbolt file.
 type metrics struct {
 	compared, divergences, applied metric.Int64Counter
-	dropped                        metric.Int64Counter
+	dropped, journalErrs           metric.Int64Counter
 	pending, oldestMs              atomic.Int64
 }
 
@@ -26,13 +26,14 @@ func newMetrics(m metric.Meter) (*metrics, error) {
 		m = noop.NewMeterProvider().Meter("")
 	}
 	mt := &metrics{}
-	var e [6]error
+	var e [7]error
 	mt.compared, e[0] = m.Int64Counter("credbridge.migration.compared", metric.WithDescription("Shadow comparisons by operation and result (match, diverged)"))
 	mt.divergences, e[1] = m.Int64Counter("credbridge.migration.divergences", metric.WithDescription("Divergences found, by kind"))
 	mt.applied, e[2] = m.Int64Counter("credbridge.migration.applied", metric.WithDescription("Journal entries applied to the secondary, by operation and outcome (done, retry, failed)"))
 	mt.dropped, e[3] = m.Int64Counter("credbridge.migration.shadow.dropped", metric.WithDescription("Shadow reads dropped because the queue was full"))
 	pending, e4 := m.Int64ObservableGauge("credbridge.migration.journal.pending", metric.WithDescription("Mirror writes waiting for the secondary"))
 	oldest, e5 := m.Float64ObservableGauge("credbridge.migration.journal.oldest", metric.WithUnit("s"), metric.WithDescription("Age of the oldest pending mirror write"))
+	mt.journalErrs, e[6] = m.Int64Counter("credbridge.migration.journal.errors", metric.WithDescription("Primary writes that could not be journaled (not replicated; the client still got the primary's answer)"))
 	e[4], e[5] = e4, e5
 	if err := errors.Join(e[:]...); err != nil {
 		return nil, err

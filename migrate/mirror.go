@@ -172,6 +172,8 @@ func (m *Mirror) Wrote(ctx context.Context, w Write) error {
 	}
 	id, err := m.o.Journal.Append(ctx, e)
 	if err != nil {
+		m.m.journalErrs.Add(ctx, 1)
+		m.health.journalErr(err)
 		return err
 	}
 	if m.o.Config.Secondary.Auth.Mode == "passthrough" && w.Caller.Token != "" {
