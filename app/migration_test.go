@@ -117,6 +117,11 @@ func migrationEnv(t *testing.T, sec *secondaryCloud, mode, journal string) []str
 	}
 }
 
+// redisEnv points the cache (and a redis journal) at r, entries signed.
+func redisEnv(t *testing.T, r *redistest.Server) []string {
+	return []string{"CREDBRIDGE_CACHE_REDIS_URL=" + r.URL(), "CREDBRIDGE_CACHE_HMAC_KEY_FILE=" + secretFile(t, "an-hmac-key-of-decent-length-0123456789")}
+}
+
 func fileJournal(t *testing.T) string { return "file:" + filepath.Join(t.TempDir(), "journal.db") }
 
 // eventually polls cond for up to 15 s.
@@ -281,7 +286,7 @@ func TestMirrorTwoBridgesShareRedisJournal(t *testing.T) {
 	r := redistest.Start(t)
 	c := newCloud(t, translate.SideOscred)
 	sec := newSecondaryCloud(t, c.dir, true)
-	env := append(migrationEnv(t, sec, "mirror", "redis"), "CREDBRIDGE_CACHE_REDIS_URL="+r.URL())
+	env := append(migrationEnv(t, sec, "mirror", "redis"), redisEnv(t, r)...)
 	a, _ := startBridge(t, c, env...)
 	b, _ := startBridge(t, c, env...)
 	want := map[string]string{}
@@ -333,7 +338,7 @@ func TestMirrorNothingLeaks(t *testing.T) {
 				journal = "file:" + path
 			} else {
 				r = redistest.Start(t)
-				env = append(env, "CREDBRIDGE_CACHE_REDIS_URL="+r.URL())
+				env = append(env, redisEnv(t, r)...)
 			}
 			tel, exp := traced(t)
 			rt, logs := startBridgeWith(t, c, tel, append(migrationEnv(t, sec, "mirror", journal), env...)...)
@@ -626,7 +631,7 @@ func TestMirrorJournalDown(t *testing.T) {
 	r := redistest.Start(t)
 	c := newCloud(t, translate.SideOscred)
 	sec := newSecondaryCloud(t, c.dir, true)
-	rt, logs := startBridge(t, c, append(migrationEnv(t, sec, "mirror", "redis"), "CREDBRIDGE_CACHE_REDIS_URL="+r.URL())...)
+	rt, logs := startBridge(t, c, append(migrationEnv(t, sec, "mirror", "redis"), redisEnv(t, r)...)...)
 	createKey(t, "http://"+rt.Addr(), "u-alice", "first") // the token is cached in process now
 	r.Stop()
 	createKey(t, "http://"+rt.Addr(), "u-bob", "journal down")

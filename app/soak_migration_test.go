@@ -51,7 +51,8 @@ func TestSoakMigration(t *testing.T) {
 	rdb := redistest.Start(t)
 	env := append(migrationEnv(t, sec, "mirror", "file:"+filepath.Join(t.TempDir(), "journal.db")),
 		"CREDBRIDGE_LISTEN="+freeAddr(t), "CREDBRIDGE_ADMIN_LISTEN="+freeAddr(t), "CREDBRIDGE_UPSTREAM_URL="+upSrv.URL,
-		"CREDBRIDGE_IDENTITY_URL="+idSrv.URL, "CREDBRIDGE_CACHE_REDIS_URL="+rdb.URL(), "CREDBRIDGE_MIGRATION_MAX_LAG=30s")
+		"CREDBRIDGE_IDENTITY_URL="+idSrv.URL, "CREDBRIDGE_MIGRATION_MAX_LAG=30s")
+	env = append(env, redisEnv(t, rdb)...)
 	cfg, err := config.Load("", env)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,6 +43,15 @@ func TestConfigValidate(t *testing.T) {
 		{"short key", func(c *Config) { c.JournalKeyFile = short }, []string{"migration.journal_key_file:", "at least 32"}},
 		{"passthrough without shared identity", func(c *Config) { c.Secondary.Auth.Mode = "passthrough" }, []string{"migration.secondary.auth.mode: passthrough"}},
 		{"passthrough with shared identity", func(c *Config) { c.Secondary.Auth.Mode = "passthrough"; c.SharedIdentity = true }, nil},
+		{"unreadable files", func(c *Config) {
+			c.Secondary.Auth.TokenFile, c.UserMapFile = "/nonexistent/token", "/nonexistent/map"
+		}, []string{"migration.secondary.auth.token_file: open /nonexistent/token", "migration.user_map_file: open /nonexistent/map"}},
+		{"Validate reads no file", func(c *Config) {
+			c.Secondary.Auth.TokenFile = "/nonexistent/token"
+			if err := c.Validate(); err != nil {
+				t.Errorf("Validate read a file: %v", err)
+			}
+		}, []string{"migration.secondary.auth.token_file"}},
 		{"every problem at once", func(c *Config) {
 			c.Secondary.URL, c.Secondary.Flavor, c.Secondary.Auth.TokenFile = "ftp://x", "aws", ""
 			one := 2.0
@@ -54,7 +64,7 @@ func TestConfigValidate(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := base(tc.mut)
-			err := c.Validate()
+			err := errors.Join(c.Validate(), c.CheckFiles())
 			if len(tc.want) == 0 {
 				if err != nil {
 					t.Fatalf("unexpected: %v", err)
