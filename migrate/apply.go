@@ -9,20 +9,7 @@ import (
 	"github.com/credbridge/credbridge/translate"
 )
 
-// Paths on the secondary (upstream.BasePath's): migrate does not import
-// upstream because config holds migrate.Config and may not depend on upstream
-// (architecture_test); app/migration.go wires the upstream.Client.
-func basePath(s translate.Side) string {
-	switch s {
-	case translate.SideOscred:
-		return "/v3.0/OS-CREDENTIAL/credentials"
-	case translate.SideKeystone:
-		return "/v3/credentials"
-	}
-	return "/credentials"
-}
-
-func keyPath(s translate.Side, ak string) string { return basePath(s) + "/" + s.ID(ak) }
+func keyPath(s translate.Side, ak string) string { return translate.BasePath(s) + "/" + s.ID(ak) }
 
 // call makes one request to the secondary with the entry's caller token when
 // the secondary is passthrough.
@@ -71,7 +58,7 @@ func (m *Mirror) applyCreate(ctx context.Context, e Entry) (string, string) {
 	}
 	c := translate.Cred{Access: e.Access, Secret: secret, UserID: e.Owner, ProjectID: e.Project,
 		Status: statusOf(e.Status), Description: e.Desc, HasDescription: e.HasDesc}
-	st, _, err := m.call(ctx, e, http.MethodPost, basePath(m.side), translate.AppendRequest(nil, m.side, translate.OpCreate, c))
+	st, _, err := m.call(ctx, e, http.MethodPost, translate.BasePath(m.side), translate.AppendRequest(nil, m.side, translate.OpCreate, c))
 	if err != nil {
 		m.health.reach(err)
 		return OutcomeRetry, "create: " + err.Error()
@@ -122,7 +109,7 @@ func (m *Mirror) fetch(ctx context.Context, e Entry) (translate.Cred, bool, int,
 
 func (m *Mirror) keyPathOf(e Entry) string {
 	if e.Access == "" { // a delete known only by its Keystone id
-		return basePath(m.side) + "/" + e.KeyID
+		return translate.BasePath(m.side) + "/" + e.KeyID
 	}
 	return keyPath(m.side, e.Access)
 }

@@ -68,7 +68,7 @@ func (m *Mirror) shadow(j shadowJob) {
 	} else {
 		user := firstOf(r.UserFilter, r.Caller.UserID)
 		me, _ := m.o.Users.Secondary(user)
-		path, query = basePath(m.side), "user_id="+url.QueryEscape(me.Secondary)
+		path, query = translate.BasePath(m.side), "user_id="+url.QueryEscape(me.Secondary)
 	}
 	st, body, err := m.o.Backend.Call(ctx, Call{Method: http.MethodGet, Path: path, Query: query, CallerToken: r.Caller.Token})
 	secondary, ok := m.secondaryKeys(r.Op, st, body, err)

@@ -170,16 +170,8 @@ func (c *Client) Base() string { return c.base }
 // Host is host[:port] of the backend, as in its URL.
 func (c *Client) Host() string { return c.host }
 
-// BasePath is the collection path of a side.
-func BasePath(s translate.Side) string {
-	switch s {
-	case translate.SideOscred:
-		return "/v3.0/OS-CREDENTIAL/credentials"
-	case translate.SideKeystone:
-		return "/v3/credentials"
-	}
-	return "/credentials"
-}
+// BasePath is the collection path of a side (translate.BasePath).
+func BasePath(s translate.Side) string { return translate.BasePath(s) }
 
 // KeyPath is the path of one key on side s, upID as that side names it.
 func KeyPath(s translate.Side, upID string) string { return BasePath(s) + "/" + upID }
