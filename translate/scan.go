@@ -76,14 +76,11 @@ func (sc *scanner) fail(what string) *Error {
 }
 
 func (sc *scanner) space() {
-	for sc.i < len(sc.s) {
-		switch sc.s[sc.i] {
-		case ' ', '\t', '\n', '\r':
-			sc.i++
-		default:
-			return
-		}
+	s, i := sc.s, sc.i
+	for i < len(s) && s[i] <= ' ' && (s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r') {
+		i++
 	}
+	sc.i = i
 }
 
 // value scans one value starting at sc.i (after white space).
