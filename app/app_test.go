@@ -90,7 +90,14 @@ func startBridgeWith(t *testing.T, c *cloud, tel *telemetry.Telemetry, env ...st
 		t.Fatal(err)
 	}
 	logs := &bt.SyncBuffer{}
-	rt, err := Start(cfg, Options{Log: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Telemetry: tel, AccessLog: logs})
+	rt := startRuntime(t, cfg, Options{Log: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Telemetry: tel, AccessLog: logs})
+	return rt, logs
+}
+
+// startRuntime starts a bridge for the test and shuts it down after it.
+func startRuntime(t *testing.T, cfg *config.Config, o Options) *Runtime {
+	t.Helper()
+	rt, err := Start(cfg, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +106,7 @@ func startBridgeWith(t *testing.T, c *cloud, tel *telemetry.Telemetry, env ...st
 		defer cancel()
 		_ = rt.Shutdown(ctx)
 	})
-	return rt, logs
+	return rt
 }
 
 func TestTwoBridgesShareOneRedis(t *testing.T) {

@@ -2,7 +2,6 @@ package app
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -36,18 +35,12 @@ func keystoneBridge(t *testing.T) (*keystone.Keystone, string) {
 		t.Fatal(err)
 	}
 	logs := &bt.SyncBuffer{}
-	rt, err := Start(cfg, Options{Log: slog.New(slog.NewJSONHandler(logs, nil)), AccessLog: io.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = rt.Shutdown(ctx)
+	t.Cleanup(func() { // runs after the bridge's shutdown, registered below
 		if t.Failed() {
 			t.Logf("bridge log:\n%s", logs.String())
 		}
 	})
+	rt := startRuntime(t, cfg, Options{Log: slog.New(slog.NewJSONHandler(logs, nil)), AccessLog: io.Discard})
 	return k, "http://" + rt.Addr()
 }
 
