@@ -18,22 +18,28 @@ import (
 // outlive reloads (a journal file is locked by the process that opened it), so
 // changing migration: needs a restart.
 
-// secondary is migrate.Backend over an upstream.Client and its service token.
-type secondary struct {
+// backend is migrate.Backend over an upstream.Client and its service token:
+// the secondary of the mirror, and either side for the migrate commands.
+type backend struct {
 	c      *upstream.Client
 	tokens upstream.TokenSource
 	url    string
 }
 
 // NewSecondary is the client toward migration.secondary.
-func NewSecondary(mc migrate.Config) (migrate.Backend, error) {
+func NewSecondary(mc migrate.Config) (migrate.Backend, error) { return newBackend(mc, "") }
+
+// newBackend is the client toward migration.secondary; tokenFile, when set,
+// replaces a passthrough secondary's caller tokens (the migrate commands
+// have no caller).
+func newBackend(mc migrate.Config, tokenFile string) (*backend, error) {
 	s := mc.Secondary
 	c, err := upstream.New(upstream.Options{Peer: "secondary", Side: upstream.SideOf(s.Dialect, s.Flavor),
 		URL: s.URL, Timeout: s.Timeout, MaxConns: s.MaxConns})
 	if err != nil {
 		return nil, fmt.Errorf("migration.secondary.url: %v", err)
 	}
-	b := &secondary{c: c, url: s.URL, tokens: upstream.Passthrough{}}
+	b := &backend{c: c, url: s.URL, tokens: upstream.Passthrough{}}
 	switch s.Auth.Mode {
 	case "token":
 		t, err := config.ReadSecret(s.Auth.TokenFile)
@@ -48,15 +54,21 @@ func NewSecondary(mc migrate.Config) (migrate.Backend, error) {
 		}
 		k := s.Auth.Keystone
 		b.tokens = upstream.NewKeystoneLogin(upstream.Account{URL: k.URL, UserName: k.UserName, UserDomain: k.UserDomain, ProjectID: k.ProjectID}, pw, s.Timeout, nil)
+	case "passthrough":
+		if tokenFile != "" {
+			if b.tokens, err = tokenFromFile("", tokenFile); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return b, nil
 }
 
-func (s *secondary) Side() translate.Side { return s.c.Side() }
-func (s *secondary) URL() string          { return s.url }
+func (s *backend) Side() translate.Side { return s.c.Side() }
+func (s *backend) URL() string          { return s.url }
 
 // Call sends one request; the answer's body is copied out of the pool.
-func (s *secondary) Call(ctx context.Context, r migrate.Call) (int, []byte, error) {
+func (s *backend) Call(ctx context.Context, r migrate.Call) (int, []byte, error) {
 	tok, err := s.tokens.UpstreamToken(ctx, r.CallerToken)
 	if err != nil {
 		return 0, nil, err

@@ -39,6 +39,11 @@ type Config struct {
 	// (AES-GCM) and keying secret fingerprints. Required for mirror. Risk:
 	// whoever has it and the journal can read pending secrets.
 	JournalKeyFile string `yaml:"journal_key_file"`
+	// SyncJournal is the bbolt file `credbridge migrate sync` journals its
+	// writes in (the serving bridge holds the mirror's journal file). Default:
+	// the journal's path + ".sync", or credbridge-sync-journal with a redis
+	// journal. Risk as journal: it holds sealed secrets until applied.
+	SyncJournal string `yaml:"sync_journal"`
 	// MaxLag: /readyz names migration degraded when the oldest pending write is
 	// older. Default 5m. Entries are never dropped for age, only reported.
 	MaxLag time.Duration `yaml:"max_lag"`
@@ -140,6 +145,27 @@ func (c *Config) JournalPath() string {
 		return ""
 	}
 	return p
+}
+
+// SyncJournalPath is where migrate sync journals (SyncJournal with its default).
+func (c *Config) SyncJournalPath() string {
+	switch {
+	case c.SyncJournal != "":
+		return c.SyncJournal
+	case c.JournalPath() != "":
+		return c.JournalPath() + ".sync"
+	}
+	return "credbridge-sync-journal"
+}
+
+// ValidateSides checks the secondary whatever the mode: the migrate commands
+// read both sides even with mode off (after the cut, to verify a rollback).
+func (c *Config) ValidateSides() error {
+	var errs []error
+	c.validateSecondary(func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("migration."+key+": "+format, a...))
+	})
+	return errors.Join(errs...)
 }
 
 // Validate reports every problem at once, each naming its full key. It reads

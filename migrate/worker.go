@@ -133,9 +133,29 @@ func (m *Mirror) pause(ctx context.Context, d time.Duration) {
 // applyOne applies e and settles it: done and failed entries leave the
 // journal, retried ones wait.
 func (m *Mirror) applyOne(ctx context.Context, e Entry) {
+	outcome, why := m.attempt(ctx, e)
+	if ctx.Err() != nil {
+		return // stopping: the entry stays for the next start
+	}
+	if outcome == OutcomeRetry {
+		m.retry.failed(e.ID, m.o.MaxBackoff, why)
+		return
+	}
+	if err := m.o.Journal.Done(ctx, e); err != nil {
+		m.retry.failed(e.ID, m.o.MaxBackoff, "journal: "+err.Error())
+		return
+	}
+	m.retry.forget(e.ID)
+	m.tokens.Delete(e.ID)
+}
+
+// attempt applies e once, in a span of its own linked to the request that
+// caused it, and counts and logs the outcome; the worker and sync both apply
+// through it.
+func (m *Mirror) attempt(ctx context.Context, e Entry) (outcome, why string) {
 	sp := m.span(m.linkOf(e.Trace), "migration apply "+e.Op)
 	sp.SetAttributes(attribute.String("migration.op", e.Op), attribute.String("migration.secondary", m.side.String()))
-	outcome, why := m.apply(ctx, e)
+	outcome, why = m.apply(ctx, e)
 	if outcome == OutcomeRetry && e.Op == "create" && m.deletedLater(ctx, e) {
 		outcome, why = OutcomeDone, "" // the key's later delete is the target state
 	}
@@ -145,25 +165,18 @@ func (m *Mirror) applyOne(ctx context.Context, e Entry) {
 	}
 	sp.End()
 	if ctx.Err() != nil {
-		return // stopping: the entry stays for the next start
+		return OutcomeRetry, "stopped"
 	}
 	m.m.apply(ctx, e.Op, outcome)
 	m.health.applied(outcome, why)
-	if outcome == OutcomeRetry {
-		m.retry.failed(e.ID, m.o.MaxBackoff, why)
+	switch outcome {
+	case OutcomeRetry:
 		m.log.Warn("migration: apply will be retried", "op", e.Op, "access", e.Access, "why", why)
-		return
-	}
-	if outcome == OutcomeFailed {
+	case OutcomeFailed:
 		m.log.Error("migration: apply failed", "op", e.Op, "access", e.Access, "why", why)
 		m.health.failure(e, why)
 	}
-	if err := m.o.Journal.Done(ctx, e); err != nil {
-		m.retry.failed(e.ID, m.o.MaxBackoff, "journal: "+err.Error())
-		return
-	}
-	m.retry.forget(e.ID)
-	m.tokens.Delete(e.ID)
+	return outcome, why
 }
 
 // deletedLater: a later journal entry deletes e's key.

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -43,15 +44,18 @@ var commands = []struct{ name, synopsis, about string }{
 		"validate and print the effective config, secrets masked (--offline: secret files not read)"},
 	{"healthcheck", "healthcheck [--config FILE] [--url URL]",
 		"exit 0 when the admin listener's /healthz answers 200 (for container HEALTHCHECK); --url: when URL answers below 500"},
+	{"migrate", "migrate plan|sync|verify|status [--config FILE] [--json] [--dry-run] [--prune] [--concurrency N] [--primary-token-file F] [--secondary-token-file F]",
+		"backfill and check the migration.secondary: plan (what sync would do), sync (copy; --prune deletes keys only the secondary has), verify (exit 0 both sides agree, 1 they differ, 2 cannot run), status (journal backlog)"},
 	{"version", "version", "version, commit and Go version"},
 }
 
 // runners are what each command runs (apart from commands: their flag sets
 // print commands' synopses, which would make an initialization cycle).
-func runners() map[string]func(args []string, stdout io.Writer) error {
+func runners(stderr io.Writer) map[string]func(args []string, stdout io.Writer) error {
 	return map[string]func([]string, io.Writer) error{
 		"serve": serve, "demo": demo, "emulate": emulate, "check-config": checkConfig,
 		"healthcheck": healthcheck, "version": printVersion,
+		"migrate": func(args []string, stdout io.Writer) error { return migrateCmd(args, stdout, stderr) },
 	}
 }
 
@@ -70,6 +74,11 @@ var errHelp = errors.New("help printed")
 
 // usageError is a command line that cannot run (exit 2, as flag does).
 type usageError struct{ error }
+
+// exitCode is a command's own exit status, its message already printed.
+type exitCode int
+
+func (e exitCode) Error() string { return "exit status " + strconv.Itoa(int(e)) }
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -93,12 +102,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "--version", "-v":
 		name = "version"
 	}
-	if cmd, ok := runners()[name]; ok {
+	if cmd, ok := runners(stderr)[name]; ok {
 		err := cmd(rest, stdout)
 		var ue usageError
+		var ec exitCode
 		switch {
 		case err == nil, errors.Is(err, errHelp):
 			return 0
+		case errors.As(err, &ec):
+			return int(ec)
 		case errors.As(err, &ue):
 			fmt.Fprintf(stderr, "credbridge %s: %v\n(credbridge %s --help shows its usage)\n", name, err, name)
 			return 2

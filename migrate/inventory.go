@@ -1,0 +1,144 @@
+package migrate
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sync"
+
+	"github.com/credbridge/credbridge/translate"
+)
+
+// Sides are the two clouds as the migrate commands read them.
+type Sides struct {
+	Primary, Secondary Backend
+	Users              *UserMap
+	// Concurrency bounds the users read at once (each user is one list on
+	// each side); the Backends bound their own calls (Limited).
+	Concurrency int
+	// Progress, when set, is told how many users were read of how many.
+	Progress func(done, total int)
+}
+
+// UserKeys are one user's keys on both sides, as each side answered.
+type UserKeys struct {
+	User   string // the primary's id
+	Mapped string // the secondary's id
+	Primary, Secondary []translate.Cred
+}
+
+// Inventory is every listed user's keys on both sides.
+type Inventory struct {
+	Users []UserKeys
+	// Unmapped are primary users a set user map does not list: not read.
+	Unmapped []string
+}
+
+// ReadError is a read that one side did not answer: the commands cannot say
+// anything true about the migration without it (exit 2).
+type ReadError struct {
+	Side, User string
+	Status     int
+	Err        error
+}
+
+func (e *ReadError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: listing the keys of user %s: %v", e.Side, e.User, e.Err)
+	}
+	return fmt.Sprintf("%s: listing the keys of user %s: answered %d", e.Side, e.User, e.Status)
+}
+
+func (e *ReadError) Unwrap() error { return e.Err }
+
+// ReadAll lists the keys of every user on both sides, users in the order given.
+func ReadAll(ctx context.Context, s Sides, users []string) (*Inventory, error) {
+	inv := &Inventory{}
+	var todo []UserKeys
+	for _, u := range users {
+		me, ok := s.Users.Secondary(u)
+		if !ok {
+			inv.Unmapped = append(inv.Unmapped, u)
+			continue
+		}
+		todo = append(todo, UserKeys{User: u, Mapped: me.Secondary})
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		first error
+		done  int
+		wg    sync.WaitGroup
+	)
+	next := make(chan int)
+	for w := 0; w < max(1, s.Concurrency); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				err := readUser(ctx, s, &todo[i])
+				mu.Lock()
+				if err != nil && first == nil {
+					first = err
+					cancel()
+				}
+				done++
+				if s.Progress != nil {
+					s.Progress(done, len(todo))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for i := range todo {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if first == nil && ctx.Err() != nil {
+		first = ctx.Err()
+	}
+	inv.Users = todo
+	return inv, first
+}
+
+// readUser lists one user's keys on both sides.
+func readUser(ctx context.Context, s Sides, u *UserKeys) error {
+	var err error
+	if u.Primary, err = ListKeys(ctx, s.Primary, "primary", u.User); err != nil {
+		return err
+	}
+	u.Secondary, err = ListKeys(ctx, s.Secondary, "secondary", u.Mapped)
+	return err
+}
+
+// ListKeys lists user's access keys on b (Keystone's other credential types
+// left out).
+func ListKeys(ctx context.Context, b Backend, name, user string) ([]translate.Cred, error) {
+	side := b.Side()
+	st, body, err := b.Call(ctx, Call{Method: http.MethodGet, Path: translate.BasePath(side), Query: "user_id=" + url.QueryEscape(user)})
+	if err != nil || st != http.StatusOK {
+		return nil, &ReadError{Side: name, User: user, Status: st, Err: err}
+	}
+	var out []translate.Cred
+	ok := translate.ForEachInList(side, body, func(c translate.Cred) {
+		if side.HashIDs() && c.Type != "" && c.Type != "ec2" {
+			return
+		}
+		if c.UserID == "" {
+			c.UserID = user
+		}
+		out = append(out, c.Clone())
+	})
+	if !ok {
+		return nil, &ReadError{Side: name, User: user, Status: st, Err: fmt.Errorf("the answer is not a list of credentials")}
+	}
+	return out, nil
+}
