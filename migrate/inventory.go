@@ -23,8 +23,8 @@ type Sides struct {
 
 // UserKeys are one user's keys on both sides, as each side answered.
 type UserKeys struct {
-	User   string // the primary's id
-	Mapped string // the secondary's id
+	User               string // the primary's id
+	Mapped             string // the secondary's id
 	Primary, Secondary []translate.Cred
 }
 
