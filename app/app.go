@@ -44,6 +44,8 @@ type Runtime struct {
 	stop    context.CancelFunc        // ends the identity probe
 	// audit is the trail Start opened (nil: off, or the caller's Options.Audit).
 	audit *audit.Writer
+	// mirrors is the migration's mirror and journal (app/migration.go).
+	mirrors *mirrors
 }
 
 // Built is what one config makes: the proxy and the token cache it checks with.
@@ -159,22 +161,24 @@ func Start(cfg *config.Config, o Options) (*Runtime, error) {
 		}
 		o.Audit = trail
 	}
-	if err := buildMigration(cfg, &o); err != nil {
+	ms := &mirrors{}
+	var err error
+	if o.migration, err = ms.build(cfg, o); err != nil {
 		_ = trail.Close()
 		return nil, err
 	}
 	b, err := Build(cfg, o, stats)
 	if err != nil {
 		_ = trail.Close()
-		return nil, errors.Join(err, (&Runtime{opts: o}).stopMigration(context.Background()))
+		return nil, errors.Join(err, (&Runtime{mirrors: ms}).stopMigration(context.Background()))
 	}
-	r := &Runtime{log: log, opts: o, stats: stats, health: proxy.NewHealth(), done: make(chan error, 2), audit: trail}
+	r := &Runtime{log: log, opts: o, stats: stats, health: proxy.NewHealth(), done: make(chan error, 2), audit: trail, mirrors: ms}
 	r.cfg.Store(cfg)
 	r.started = cfg
 	r.built.Store(b)
 	r.health.AddCheck("redis", func() error { return r.built.Load().Cache.Check() })
 	r.health.AddCheck("identity", func() error { return r.built.Load().Identity.Check() })
-	r.startMigration()
+	r.switchMirror(o.migration, cfg)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		b.Close()
@@ -208,7 +212,7 @@ func Start(cfg *config.Config, o Options) (*Runtime, error) {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		ConnState:         tlsConnState(capped.ConnState),
 	}
-	r.admin = &http.Server{Handler: o.adminRoutes(proxy.AdminHandler(r.health, tel.MetricsHandler, cfg.Debug.PProf)), ReadHeaderTimeout: 5 * time.Second}
+	r.admin = &http.Server{Handler: r.adminRoutes(proxy.AdminHandler(r.health, tel.MetricsHandler, cfg.Debug.PProf)), ReadHeaderTimeout: 5 * time.Second}
 	go func() { r.done <- serveErr(r.srv.Serve(r.ln)) }()
 	go func() { r.done <- serveErr(r.admin.Serve(r.adminLn)) }()
 	var probeCtx context.Context
@@ -246,16 +250,28 @@ func (r *Runtime) Done() <-chan error { return r.done }
 // read only when the listeners start keep their old value; Reload logs them by
 // name so an operator knows to restart.
 func (r *Runtime) Reload(cfg *config.Config) error {
-	b, err := Build(cfg, r.opts, r.stats)
-	if err != nil {
-		return err
+	o, opened := r.opts, r.mirrors.journal == nil
+	if !r.mirrors.same(cfg) {
+		var err error
+		if o.migration, err = r.mirrors.build(cfg, o); err != nil {
+			r.mirrors.discard(opened)
+			return err
+		}
 	}
-	if err := r.reloadTLS(cfg.TLS); err != nil { // last: refused, nothing of cfg applies
-		b.Close()
+	b, err := Build(cfg, o, r.stats)
+	if err == nil {
+		if err = r.reloadTLS(cfg.TLS); err != nil { // last: refused, nothing of cfg applies
+			b.Close()
+		}
+	}
+	if err != nil {
+		r.mirrors.discard(opened)
 		return err
 	}
 	old := r.built.Swap(b)
 	r.cfg.Store(cfg)
+	r.opts = o
+	r.switchMirror(o.migration, cfg)
 	// Requests in flight may still use the old Redis client; close it after them.
 	time.AfterFunc(cfg.ShutdownTimeout, old.Close)
 	if keys := RestartNeeded(r.started, cfg); len(keys) > 0 {
@@ -274,6 +290,8 @@ var startOnly = []struct {
 	{"limits.max_conns", func(a, b *config.Config) bool { return a.Limits.MaxConns != b.Limits.MaxConns }},
 	{"debug.pprof", func(a, b *config.Config) bool { return a.Debug.PProf != b.Debug.PProf }},
 	{"audit.file", func(a, b *config.Config) bool { return a.Audit != b.Audit }}, // opened once, at start
+	// The journal is opened once; a reload's mirror keeps using it.
+	{"migration.journal", func(a, b *config.Config) bool { return a.Migration.Journal != b.Migration.Journal }},
 	// Upstream calls take a new timeout at once, but the client connections'
 	// write timeout (timeout + 30s) is the listener's: a longer one can cut
 	// answers until a restart.

@@ -3,8 +3,11 @@ package app
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
+	"sync/atomic"
 
 	"github.com/credbridge/credbridge/config"
 	"github.com/credbridge/credbridge/migrate"
@@ -14,9 +17,9 @@ import (
 	"github.com/credbridge/credbridge/upstream"
 )
 
-// The migration section is read at start: the mirror, its journal and worker
-// outlive reloads (a journal file is locked by the process that opened it), so
-// changing migration: needs a restart.
+// The journal is opened once (a journal file is locked by the process that
+// opened it) and outlives reloads; the mirror over it is rebuilt when a reload
+// changes migration: or the upstream (the cutover swaps them).
 
 // backend is migrate.Backend over an upstream.Client and its service token:
 // the secondary of the mirror, and either side for the migrate commands.
@@ -81,43 +84,70 @@ func (s *backend) Call(ctx context.Context, r migrate.Call) (int, []byte, error)
 	return a.Status, bytes.Clone(a.Body), nil
 }
 
-// buildMigration makes the mirror when migration is on; every Build hands it to
-// the proxy. Its goroutines start with startMigration.
-func buildMigration(cfg *config.Config, o *Options) error {
-	mc := cfg.Migration
-	if !mc.On() {
-		return nil
+// mirrors holds the running mirror and the journal every mirror of the
+// process shares: a reload that changes migration: (or swaps the sides at
+// the cutover) builds a new mirror over the same journal, and entries
+// journaled for the old secondary are still applied there
+// (migrate.Options.Previous). Reload runs on one goroutine at a time.
+type mirrors struct {
+	cur     atomic.Pointer[migrate.Mirror]
+	journal migrate.Journal
+	cfg     *config.Config // what cur was built from (nil: none yet)
+}
+
+// same: next would build the mirror cur already is.
+func (ms *mirrors) same(next *config.Config) bool {
+	c := ms.cfg
+	return c != nil && reflect.DeepEqual(c.Migration, next.Migration) && c.Upstream.URL == next.Upstream.URL &&
+		proxy.UpstreamSide(c.Upstream) == proxy.UpstreamSide(next.Upstream)
+}
+
+// build makes the mirror for cfg, not started; it is nil when migration is
+// off and no journal holds anything to drain. A journal opened here is the
+// caller's to close if the build is not used (discard).
+func (ms *mirrors) build(cfg *config.Config, o Options) (*migrate.Mirror, error) {
+	mc, prev := cfg.Migration, ms.cur.Load()
+	if !mc.On() && ms.journal == nil {
+		return nil, nil
 	}
-	back, err := NewSecondary(mc)
-	if err != nil {
-		return err
-	}
-	mo := migrate.Options{Config: mc, Backend: back, Log: o.Log, Meter: o.Telemetry.Meter,
+	mo := migrate.Options{Config: mc, Log: o.Log, Meter: o.Telemetry.Meter, Previous: prev,
 		Primary: proxy.UpstreamSide(cfg.Upstream).String() + " " + cfg.Upstream.URL}
 	if o.Telemetry.Tracing {
 		mo.Tracer = o.Telemetry.Tracer
 	}
+	var err error
+	if mc.On() {
+		if mo.Backend, err = NewSecondary(mc); err != nil {
+			return nil, err
+		}
+	} else {
+		mo.Backend = prev.Secondary() // off: only drains what the journal holds for it
+	}
 	if mc.UserMapFile != "" {
 		if mo.Users, err = migrate.LoadUserMap(mc.UserMapFile); err != nil {
-			return fmt.Errorf("migration.user_map_file: %v", err)
+			return nil, fmt.Errorf("migration.user_map_file: %v", err)
 		}
 	}
 	if mc.JournalKeyFile != "" {
 		if mo.Key, err = migrate.ReadKey(mc.JournalKeyFile); err != nil {
-			return fmt.Errorf("migration.journal_key_file: %v", err)
+			return nil, fmt.Errorf("migration.journal_key_file: %v", err)
 		}
 	}
-	if mc.Mode == migrate.ModeMirror {
-		if mo.Journal, err = openJournal(cfg); err != nil {
-			return err
+	if mc.Mode == migrate.ModeMirror && ms.journal == nil {
+		if ms.journal, err = openJournal(cfg); err != nil {
+			return nil, err
 		}
 	}
-	m, err := migrate.New(mo)
-	if err != nil {
-		return err
+	mo.Journal = ms.journal
+	return migrate.New(mo)
+}
+
+// discard undoes a build that is not used: a journal it opened is closed.
+func (ms *mirrors) discard(opened bool) {
+	if opened && ms.journal != nil {
+		_ = ms.journal.Close()
+		ms.journal = nil
 	}
-	o.migration = m
-	return nil
 }
 
 func openJournal(cfg *config.Config) (migrate.Journal, error) {
@@ -149,29 +179,56 @@ func (o Options) mirror() proxy.Mirror {
 	return o.migration
 }
 
-// startMigration runs the mirror's goroutines and registers its readiness check.
-func (r *Runtime) startMigration() {
-	if m := r.opts.migration; m != nil {
-		m.Start()
-		r.health.AddCheck("migration", m.Check)
+// switchMirror makes next the running mirror, built from cfg: the one it
+// replaces stops first (its applies in flight finish within the shutdown
+// timeout), so two workers never drain one journal. The replaced mirror's
+// Wrote still journals for requests that were in flight on the old config.
+func (r *Runtime) switchMirror(next *migrate.Mirror, cfg *config.Config) {
+	ms := r.mirrors
+	ms.cfg = cfg
+	prev := ms.cur.Swap(next)
+	if prev == next {
+		return
 	}
+	if prev != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		_ = prev.Stop(ctx)
+		cancel()
+	}
+	if next == nil {
+		r.health.AddCheck("migration", func() error { return nil })
+		return
+	}
+	next.Start()
+	r.health.AddCheck("migration", next.Check)
 }
 
 // stopMigration stops the worker (pending entries stay journaled) and closes the journal.
 func (r *Runtime) stopMigration(ctx context.Context) error {
-	if m := r.opts.migration; m != nil {
-		return m.Close(ctx)
+	if r.mirrors == nil {
+		return nil
 	}
-	return nil
+	var err error
+	if m := r.mirrors.cur.Load(); m != nil {
+		err = m.Stop(ctx)
+	}
+	if j := r.mirrors.journal; j != nil {
+		err = errors.Join(err, j.Close())
+	}
+	return err
 }
 
-// adminRoutes adds GET /migration to the admin handler when migration is on.
-func (o Options) adminRoutes(h http.Handler) http.Handler {
-	if o.migration == nil {
-		return h
-	}
+// adminRoutes adds GET /migration to the admin handler: the running mirror's
+// state (404 while migration is off).
+func (r *Runtime) adminRoutes(h http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /migration", o.migration)
+	mux.HandleFunc("GET /migration", func(w http.ResponseWriter, req *http.Request) {
+		if m := r.mirrors.cur.Load(); m != nil {
+			m.ServeHTTP(w, req)
+			return
+		}
+		h.ServeHTTP(w, req)
+	})
 	mux.Handle("/", h)
 	return mux
 }

@@ -39,6 +39,10 @@ type Entry struct {
 	Session string `json:"session,omitempty"`
 	// Trace is the request's W3C traceparent (ids only), for the apply's span link.
 	Trace string `json:"trace,omitempty"`
+	// Target names the secondary the entry is for (its side and URL): after a
+	// reload swaps the sides, entries journaled before still go where they
+	// were meant to. Empty (entries of older versions): the current secondary.
+	Target string `json:"target,omitempty"`
 }
 
 // Time is when the write happened on the primary.

@@ -59,6 +59,11 @@ type Options struct {
 	// journal in parallel (default 16); MaxBackoff caps retry waits (default 30s).
 	QueueSize, Workers int
 	MaxBackoff         time.Duration
+	// Previous is the mirror this one replaces on a reload (nil: none). Its
+	// metrics, recent divergences and caller tokens carry over, it must share
+	// this one's Journal, and the entries journaled for its secondary are
+	// still applied there, by this one's worker.
+	Previous *Mirror
 }
 
 // Mirror is proxy.Mirror: it journals the primary's writes, applies them to
@@ -75,7 +80,9 @@ type Mirror struct {
 	shadowQ chan shadowJob
 	divs    *ring
 	session string
-	tokens  sync.Map // entry id -> caller token (passthrough only; memory only)
+	target  string              // the secondary's side and URL, journaled with each entry
+	retired map[string]*Mirror  // earlier mirrors by target: where their entries still apply
+	tokens  *sync.Map           // entry id -> caller token (passthrough only; memory only)
 	health  health
 	dropped atomic.Int64 // shadow reads dropped on a full queue
 
@@ -114,15 +121,30 @@ func New(o Options) (*Mirror, error) {
 	if err != nil {
 		return nil, err
 	}
-	mt, err := newMetrics(o.Meter)
-	if err != nil {
+	m := &Mirror{o: o, side: o.Backend.Side(), sealer: s, fp: s.FP, log: o.Log, tracer: o.Tracer,
+		prop: propagation.TraceContext{}, shadowQ: make(chan shadowJob, o.QueueSize),
+		divs: &ring{max: 100}, session: randID(16), wake: make(chan struct{}, 1), stop: make(chan struct{}),
+		retry: retries{m: map[string]retryState{}}, tokens: &sync.Map{}, retired: map[string]*Mirror{}}
+	m.target = m.side.String() + " " + o.Backend.URL()
+	if p := o.Previous; p != nil {
+		m.m, m.divs, m.tokens = p.m, p.divs, p.tokens
+		for t, r := range p.retired {
+			m.retired[t] = r
+		}
+		if p.target != m.target {
+			m.retired[p.target] = p
+		}
+		delete(m.retired, m.target) // back to an earlier secondary: this mirror applies there
+		return m, nil
+	}
+	if m.m, err = newMetrics(o.Meter); err != nil {
 		return nil, err
 	}
-	return &Mirror{o: o, side: o.Backend.Side(), sealer: s, fp: s.FP, log: o.Log, tracer: o.Tracer,
-		prop: propagation.TraceContext{}, m: mt, shadowQ: make(chan shadowJob, o.QueueSize),
-		divs: &ring{max: 100}, session: randID(16), wake: make(chan struct{}, 1), stop: make(chan struct{}),
-		retry: retries{m: map[string]retryState{}}}, nil
+	return m, nil
 }
+
+// Secondary is the backend the mirror applies to.
+func (m *Mirror) Secondary() Backend { return m.o.Backend }
 
 // Start runs the shadow comparers and, in mirror mode, the journal worker.
 func (m *Mirror) Start() {
@@ -151,7 +173,8 @@ func (m *Mirror) Stop(ctx context.Context) error {
 	}
 }
 
-// Close stops the mirror and closes its journal.
+// Close stops the mirror and closes its journal (a reload's replaced mirror
+// is only stopped: its successor owns the journal).
 func (m *Mirror) Close(ctx context.Context) error {
 	err := m.Stop(ctx)
 	if m.o.Journal != nil {
@@ -190,7 +213,7 @@ func (m *Mirror) Wrote(ctx context.Context, w Write) error {
 // replicated (recorded as a divergence instead).
 func (m *Mirror) entry(ctx context.Context, w Write) (Entry, bool) {
 	k := w.Key
-	e := Entry{Op: w.Op.String(), Access: k.Access, KeyID: KeyID(k.Access, keystoneID(k.ID)),
+	e := Entry{Op: w.Op.String(), Access: k.Access, KeyID: KeyID(k.Access, keystoneID(k.ID)), Target: m.target,
 		At: time.Now().UnixMilli(), Session: m.session, Status: k.Status.Oscred(),
 		Desc: k.Description, HasDesc: k.HasDescription, Trace: m.traceOf(ctx)}
 	if e.KeyID == "" || k.Access != "" && !translate.ValidID(translate.SideIBM, k.Access) {

@@ -148,6 +148,9 @@ func (m *Mirror) journalAndSettle(ctx context.Context, e Entry, attempts int) (s
 // settle applies e up to attempts times, backing off between tries, and takes
 // it off the journal unless it is still to be retried.
 func (m *Mirror) settle(ctx context.Context, e Entry, attempts int) (outcome, why string) {
+	if m.ownerOf(e) != m {
+		return OutcomeRetry, "journaled for " + e.Target + ", which is not migration.secondary now"
+	}
 	wait := 200 * time.Millisecond
 	for try := 1; ; try++ {
 		outcome, why = m.attempt(ctx, e)

@@ -133,7 +133,15 @@ func (m *Mirror) pause(ctx context.Context, d time.Duration) {
 // applyOne applies e and settles it: done and failed entries leave the
 // journal, retried ones wait.
 func (m *Mirror) applyOne(ctx context.Context, e Entry) {
-	outcome, why := m.attempt(ctx, e)
+	owner := m.ownerOf(e)
+	if owner == nil {
+		// Journaled for a secondary this process was never told of (a restart
+		// after the sides were swapped): applying it to the current one would
+		// write to the wrong cloud. It waits, and max_lag reports it.
+		m.retry.failed(e.ID, m.o.MaxBackoff, "journaled for "+e.Target+", which is not migration.secondary now")
+		return
+	}
+	outcome, why := owner.attempt(ctx, e)
 	if ctx.Err() != nil {
 		return // stopping: the entry stays for the next start
 	}
@@ -147,6 +155,15 @@ func (m *Mirror) applyOne(ctx context.Context, e Entry) {
 	}
 	m.retry.forget(e.ID)
 	m.tokens.Delete(e.ID)
+}
+
+// ownerOf is the mirror whose secondary e was journaled for: this one, one a
+// reload replaced, or nil when no mirror of this process knows its target.
+func (m *Mirror) ownerOf(e Entry) *Mirror {
+	if e.Target == "" || e.Target == m.target {
+		return m
+	}
+	return m.retired[e.Target]
 }
 
 // attempt applies e once, in a span of its own linked to the request that
