@@ -80,9 +80,9 @@ type Mirror struct {
 	shadowQ chan shadowJob
 	divs    *ring
 	session string
-	target  string              // the secondary's side and URL, journaled with each entry
-	retired map[string]*Mirror  // earlier mirrors by target: where their entries still apply
-	tokens  *sync.Map           // entry id -> caller token (passthrough only; memory only)
+	target  string             // the secondary's side and URL, journaled with each entry
+	retired map[string]*Mirror // earlier mirrors by target: where their entries still apply
+	tokens  *sync.Map          // entry id -> caller token (passthrough only; memory only)
 	health  health
 	dropped atomic.Int64 // shadow reads dropped on a full queue
 

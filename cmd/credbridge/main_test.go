@@ -318,6 +318,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"emulate", "soap", "--listen", "127.0.0.1:0"}, `unknown server "soap"`},
 		{[]string{"emulate", "oscred"}, "--listen is required"},
 		{[]string{"version", "now"}, `unexpected argument "now"`},
+		{[]string{"migrate"}, "plan, sync, verify or status"},
+		{[]string{"migrate", "copy"}, `unknown migrate command "copy"`},
+		{[]string{"migrate", "verify", "--prune"}, "--prune are sync's"},
+		{[]string{"migrate", "status", "--json"}, "--json is plan's and verify's"},
+		{[]string{"migrate", "sync", "--concurrency", "1000"}, "--concurrency 1000 is outside"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -483,5 +488,17 @@ func TestHealthcheckURL(t *testing.T) {
 	}
 	if out, code := runBin(t, nil, "healthcheck", "--url", "http://"+freeAddr(t)+"/"); code != 1 {
 		t.Errorf("nothing listening: exit %d %s", code, out)
+	}
+}
+
+// migrate exits 2, naming the key, when its config cannot run it; its
+// flags go before or after the command's name.
+func TestMigrateCannotRunExit2(t *testing.T) {
+	cfg := writeFile(t, "migration: {mode: shadow, secondary: {dialect: ec2blob, flavor: keystone, url: 'http://127.0.0.1:1', auth: {mode: token, token_file: /nonexistent}}}\n")
+	for _, args := range [][]string{{"migrate", "verify", "--config", cfg}, {"migrate", "--config", cfg, "plan", "--json"}} {
+		out, code := runBin(t, nil, args...)
+		if code != 2 || !strings.Contains(out, "migration.secondary.auth.token_file") {
+			t.Fatalf("%v: %d %q; want 2 naming the key", args, code, out)
+		}
 	}
 }
