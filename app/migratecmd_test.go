@@ -83,6 +83,9 @@ var demoUserIDs = []string{"u-admin", "u-alice", "u-bob", "u-svc", "u-te"}
 func noSecretIn(t *testing.T, what string, keys map[string]emulator.Key, outs ...migrateOut) {
 	t.Helper()
 	for _, o := range outs {
+		if strings.Contains(o.stdout+o.stderr, "demo-service-token") {
+			t.Fatalf("%s printed the service token", what)
+		}
 		for _, k := range keys {
 			if strings.Contains(o.stdout+o.stderr, k.SK) {
 				t.Fatalf("%s printed the secret of %s", what, k.AK)
@@ -176,6 +179,9 @@ func TestMigrateSyncFromIBM(t *testing.T) {
 		t.Fatalf("a second sync: exit %d\n%s", again.code, again.stdout)
 	}
 	noSecretIn(t, "migrate", keys, before, plan, dry, sync, after, again)
+	if !strings.Contains(sync.stderr, fmt.Sprintf("syncing: %d/%d (100%%)", len(keys), len(keys))) {
+		t.Fatalf("no progress lines off a terminal:\n%s", sync.stderr)
+	}
 }
 
 // TestMigrateNeedsRekeyFromOscred: an oscred primary never returns a secret,
@@ -402,6 +408,15 @@ func TestMigrateSyncResumes(t *testing.T) {
 		t.Fatalf("a cancelled sync exited 0\n%s", first.stdout)
 	}
 	f.onCreate = nil
+	raw, err := os.ReadFile(cfg.Migration.SyncJournalPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if bytes.Contains(raw, []byte(k.SK)) {
+			t.Fatalf("the sync journal holds the secret of %s in clear", k.AK)
+		}
+	}
 	f.fail.Store(true)
 	second := migrateRun(t, cfg, MigrateOptions{Command: "sync"})
 	if second.code != ExitDiffers || summary(second.stdout, "still journaled") == 0 {
@@ -444,5 +459,77 @@ func TestMigrateConcurrencyAndBackoff(t *testing.T) {
 	}
 	if summary(s.stdout, "throttled") == 0 {
 		t.Fatalf("the summary counts no throttled answer:\n%s", s.stdout)
+	}
+}
+
+// TestReloadSwapsSides: the cutover's swap. A write journaled for the old
+// secondary while it was down is still applied there after a reload made it
+// the primary — not to the new secondary — and writes after the swap are
+// mirrored to the old primary.
+func TestReloadSwapsSides(t *testing.T) {
+	c := newCloud(t, translate.SideIBM)
+	sec := newSecondaryCloud(t, c.dir, true)
+	env := migrationEnv(t, sec, "mirror", fileJournal(t))
+	rt, _ := startBridge(t, c, append(env, "CREDBRIDGE_UPSTREAM_DIALECT=ec2blob", "CREDBRIDGE_UPSTREAM_FLAVOR=ibm")...)
+	base := "http://" + rt.Addr()
+	sec.down()
+	ak, sk := createKey(t, base, "u-alice", "before the swap")
+	eventually(t, "the write journaled", func() bool { return migrationStatus(t, rt).Journal.Pending == 1 })
+
+	swapped := append([]string{"CREDBRIDGE_LISTEN=127.0.0.1:0", "CREDBRIDGE_ADMIN_LISTEN=127.0.0.1:0", "CREDBRIDGE_IDENTITY_URL=" + c.idURL,
+		"CREDBRIDGE_UPSTREAM_DIALECT=ec2blob", "CREDBRIDGE_UPSTREAM_FLAVOR=keystone", "CREDBRIDGE_UPSTREAM_URL=" + sec.url()}, env...)
+	swapped = append(swapped, "CREDBRIDGE_MIGRATION_SECONDARY_FLAVOR=ibm", "CREDBRIDGE_MIGRATION_SECONDARY_URL="+c.upURL)
+	cfg, err := config.Load("", swapped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if st := migrationStatus(t, rt); !strings.Contains(st.Raw, `"primary":"ec2blob-keystone `) || st.Secondary.Dialect != "ec2blob-ibm" {
+		t.Fatalf("/migration after the swap: %s", st.Raw)
+	}
+	sec.up()
+	eventually(t, "the old entry applied to the side it was journaled for", func() bool {
+		k, ok := sec.store.Get(ak)
+		return ok && k.SK == sk
+	})
+	eventually(t, "the journal drained", func() bool { return migrationStatus(t, rt).Journal.Pending == 0 })
+	ak2, sk2 := createKey(t, base, "u-bob", "after the swap")
+	if _, ok := sec.store.Get(ak2); !ok {
+		t.Fatal("a create after the swap did not go to the new primary")
+	}
+	eventually(t, "the new write mirrored to the old primary", func() bool {
+		k, ok := c.store.Get(ak2)
+		return ok && k.SK == sk2
+	})
+}
+
+// TestMigrateStatus: status asks the running bridge, and reads the journals
+// themselves when none answers.
+func TestMigrateStatus(t *testing.T) {
+	c := newCloud(t, translate.SideIBM)
+	sec := newSecondaryCloud(t, c.dir, true)
+	journal := fileJournal(t)
+	env := append(migrationEnv(t, sec, "mirror", journal), "CREDBRIDGE_UPSTREAM_DIALECT=ec2blob", "CREDBRIDGE_UPSTREAM_FLAVOR=ibm")
+	rt, _ := startBridge(t, c, env...)
+	sec.down()
+	createKey(t, "http://"+rt.Addr(), "u-alice", "pending")
+	cfg, err := config.Load("", append([]string{"CREDBRIDGE_ADMIN_LISTEN=" + rt.AdminAddr()}, env...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "status naming the pending write", func() bool {
+		o := migrateRun(t, cfg, MigrateOptions{Command: "status"})
+		return o.code == 0 && strings.Contains(o.stdout, "serving") && strings.Contains(o.stdout, "file: 1 pending")
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rt.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	o := migrateRun(t, cfg, MigrateOptions{Command: "status"})
+	if o.code != 0 || !strings.Contains(o.stdout, "reading the journal") || !strings.Contains(o.stdout, "journal\t1 pending") {
+		t.Fatalf("status with no bridge: exit %d\n%s%s", o.code, o.stdout, o.stderr)
 	}
 }

@@ -245,9 +245,7 @@ func (s *EC2Blob) list(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []map[string]any{}
 	if typ == "" || typ == "ec2" {
-		for _, k := range s.Keys(func(k Key) bool {
-			return (userID == "" || k.UserID == userID) && (projectID == "" || k.ProjectID == projectID)
-		}) {
+		for _, k := range s.KeysOf(userID, func(k Key) bool { return projectID == "" || k.ProjectID == projectID }) {
 			out = append(out, s.view(r, k))
 		}
 	}

@@ -142,7 +142,7 @@ func (s *Oscred) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := []map[string]any{}
-	for _, k := range s.Keys(func(k Key) bool { return k.UserID == userID }) {
+	for _, k := range s.KeysOf(userID, nil) {
 		out = append(out, oscredView(k, false, false))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"credentials": out})

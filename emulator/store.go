@@ -30,13 +30,34 @@ var (
 	errExists = errors.New("exists")
 )
 
-// Store is an in-memory key table with the per-user quota.
+// Store is an in-memory key table with the per-user quota, indexed by owner
+// as a cloud's is: a list of one user's keys (what migrate reads for each of
+// thousands of users) does not walk everyone's.
 type Store struct {
-	mu   sync.Mutex
-	keys map[string]*Key
+	mu     sync.Mutex
+	keys   map[string]*Key
+	byUser map[string]map[string]*Key
 }
 
-func newStore() *Store { return &Store{keys: map[string]*Key{}} }
+func newStore() *Store { return &Store{keys: map[string]*Key{}, byUser: map[string]map[string]*Key{}} }
+
+func (s *Store) index(k *Key) {
+	m := s.byUser[k.UserID]
+	if m == nil {
+		m = map[string]*Key{}
+		s.byUser[k.UserID] = m
+	}
+	m[k.AK] = k
+}
+
+func (s *Store) unindex(k *Key) {
+	if m := s.byUser[k.UserID]; m != nil {
+		delete(m, k.AK)
+		if len(m) == 0 {
+			delete(s.byUser, k.UserID)
+		}
+	}
+}
 
 func (s *Store) create(k Key) error {
 	s.mu.Lock()
@@ -44,16 +65,11 @@ func (s *Store) create(k Key) error {
 	if _, ok := s.keys[k.AK]; ok {
 		return errExists
 	}
-	n := 0
-	for _, o := range s.keys {
-		if o.UserID == k.UserID {
-			n++
-		}
-	}
-	if n >= MaxKeysPerUser {
+	if len(s.byUser[k.UserID]) >= MaxKeysPerUser {
 		return errQuota
 	}
 	s.keys[k.AK] = &k
+	s.index(&k)
 	return nil
 }
 
@@ -79,23 +95,35 @@ func (s *Store) update(ak string, fn func(*Key) error) (Key, bool, error) {
 	if err := fn(&c); err != nil {
 		return Key{}, true, err
 	}
+	s.unindex(k)
 	*k = c
+	s.index(k)
 	return c, true, nil
 }
 
 func (s *Store) delete(ak string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.keys[ak]
-	delete(s.keys, ak)
+	k, ok := s.keys[ak]
+	if ok {
+		s.unindex(k)
+		delete(s.keys, ak)
+	}
 	return ok
 }
 
 // Keys is a snapshot of every key, oldest first, matching filter (nil: all).
-func (s *Store) Keys(filter func(Key) bool) []Key {
+func (s *Store) Keys(filter func(Key) bool) []Key { return s.KeysOf("", filter) }
+
+// KeysOf is Keys of one user's keys ("" every user's).
+func (s *Store) KeysOf(user string, filter func(Key) bool) []Key {
 	s.mu.Lock()
-	out := make([]Key, 0, len(s.keys))
-	for _, k := range s.keys {
+	all := s.keys
+	if user != "" {
+		all = s.byUser[user]
+	}
+	out := make([]Key, 0, len(all))
+	for _, k := range all {
 		if filter == nil || filter(*k) {
 			out = append(out, *k)
 		}
@@ -116,6 +144,10 @@ func (s *Store) Get(ak string) (Key, bool) { return s.get(ak) }
 // Put stores a key as is, quota aside (tests seed state through it).
 func (s *Store) Put(k Key) {
 	s.mu.Lock()
+	if old, ok := s.keys[k.AK]; ok {
+		s.unindex(old)
+	}
 	s.keys[k.AK] = &k
+	s.index(&k)
 	s.mu.Unlock()
 }
