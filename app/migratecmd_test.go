@@ -533,3 +533,30 @@ func TestMigrateStatus(t *testing.T) {
 		t.Fatalf("status with no bridge: exit %d\n%s%s", o.code, o.stdout, o.stderr)
 	}
 }
+
+// TestMigrateHostileSecondary: what a cloud answers is hostile too. An access
+// key holding a terminal escape and a path is printed quoted, and sync
+// --prune never turns it into a request path.
+func TestMigrateHostileSecondary(t *testing.T) {
+	c := newCloud(t, translate.SideIBM)
+	sec := newSecondaryCloud(t, c.dir, true)
+	evil := "AK\x1b]0;owned\x07/../../u-admin"
+	sec.store.Put(emulator.Key{AK: evil, SK: "evil-secret-xxxxxxxxxxxxxxxxxxxxxxxxxxxx", UserID: "u-bob", ProjectID: "p-demo", Active: true})
+	sec.store.Put(emulator.Key{AK: "AKVICTIM", SK: "victim-secret-xxxxxxxxxxxxxxxxxxxxxxxxx", UserID: "u-admin", ProjectID: "p-demo", Active: true})
+	c.store.Put(emulator.Key{AK: "AKVICTIM", SK: "victim-secret-xxxxxxxxxxxxxxxxxxxxxxxxx", UserID: "u-admin", ProjectID: "p-demo", Active: true, StatusSet: true})
+	cfg := migrateConfig(t, c, translate.SideIBM, sec)
+	v := migrateRun(t, cfg, MigrateOptions{Command: "verify"})
+	if strings.ContainsRune(v.stdout, '\x1b') || !strings.Contains(v.stdout, `"AK\x1b]0;owned\a/../../u-admin"`) {
+		t.Fatalf("verify printed the access key unquoted:\n%q", v.stdout)
+	}
+	s := migrateRun(t, cfg, MigrateOptions{Command: "sync", Prune: true})
+	if strings.ContainsRune(s.stdout+s.stderr, '\x1b') {
+		t.Fatalf("sync printed a raw escape:\n%q", s.stdout+s.stderr)
+	}
+	if _, ok := sec.store.Get("AKVICTIM"); !ok {
+		t.Fatal("a hostile access key made sync delete another key")
+	}
+	if s.code != ExitDiffers {
+		t.Fatalf("sync --prune of a key it must not touch: exit %d, want 1\n%s", s.code, s.stdout)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/credbridge/credbridge/config"
 	"github.com/credbridge/credbridge/migrate"
@@ -21,6 +22,18 @@ import (
 
 // What the migrate commands print. Nothing here ever sees a secret: plans and
 // reports carry access keys, owners, field values and fingerprints only.
+
+// shown is s as printed for a person: access keys, owners and descriptions
+// come from either cloud, and one holding control characters (a terminal's
+// escape sequences) is printed quoted rather than let loose on the terminal.
+func shown(s string) string {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && !unicode.IsPrint(r)) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
 
 // listed is how many lines of each list the human output shows (--json: all).
 const listed = 20
@@ -104,7 +117,7 @@ func (m *migration) printPlan(p *migrate.Plan) error {
 			if i == 0 {
 				fmt.Fprintf(m.o.Stdout, "%s:\n", title)
 			}
-			fmt.Fprintf(m.o.Stdout, "  %s  owner %s\n", r.Access, r.Owner)
+			fmt.Fprintf(m.o.Stdout, "  %s  owner %s\n", shown(r.Access), shown(r.Owner))
 		}
 	}
 	refs("create", p.Creates)
@@ -116,7 +129,7 @@ func (m *migration) printPlan(p *migrate.Plan) error {
 		if i == 0 {
 			fmt.Fprintln(m.o.Stdout, "unmapped users (not in migration.user_map_file):")
 		}
-		fmt.Fprintf(m.o.Stdout, "  %s\n", u)
+		fmt.Fprintf(m.o.Stdout, "  %s\n", shown(u))
 	}
 	return nil
 }
@@ -132,10 +145,10 @@ func printDivergences(w io.Writer, title string, list []migrate.Divergence) {
 		}
 		line := "  " + d.Kind
 		if d.Access != "" {
-			line += "  " + d.Access
+			line += "  " + shown(d.Access)
 		}
 		if d.Owner != "" {
-			line += "  owner " + d.Owner
+			line += "  owner " + shown(d.Owner)
 		}
 		if d.Primary != "" || d.Secondary != "" {
 			line += fmt.Sprintf("  primary %q secondary %q", d.Primary, d.Secondary)
@@ -182,7 +195,7 @@ func printSyncSummary(out io.Writer, p *migrate.Plan, r migrate.SyncResult, prun
 		if i == 0 {
 			fmt.Fprintln(out, "failed:")
 		}
-		fmt.Fprintf(out, "  %s %s: %s\n", f.Op, f.Access, f.Why)
+		fmt.Fprintf(out, "  %s %s: %s\n", f.Op, shown(f.Access), shown(f.Why))
 	}
 	printDivergences(out, "conflicts", p.Conflicts)
 	for i, r := range p.NeedsRekey {
@@ -193,7 +206,7 @@ func printSyncSummary(out io.Writer, p *migrate.Plan, r migrate.SyncResult, prun
 		if i == 0 {
 			fmt.Fprintln(out, "needs_rekey: the owner rotates these through the bridge while mode is mirror:")
 		}
-		fmt.Fprintf(out, "  %s  owner %s\n", r.Access, r.Owner)
+		fmt.Fprintf(out, "  %s  owner %s\n", shown(r.Access), shown(r.Owner))
 	}
 }
 
@@ -214,7 +227,7 @@ func migrateStatus(ctx context.Context, cfg *config.Config, o MigrateOptions) (i
 			fmt.Fprintln(o.Stdout)
 		}
 		for _, f := range st.Failures {
-			fmt.Fprintf(o.Stdout, "failure\t%s %s %s: %s\n", f.At, f.Op, f.Access, f.Why)
+			fmt.Fprintf(o.Stdout, "failure\t%s %s %s: %s\n", shown(f.At), shown(f.Op), shown(f.Access), shown(f.Why))
 		}
 	case mc.Mode == migrate.ModeMirror:
 		fmt.Fprintf(o.Stdout, "bridge\tnot answering on admin_listen %s (%v); reading the journal\n", cfg.AdminListen, err)

@@ -45,9 +45,9 @@ type ReadError struct {
 
 func (e *ReadError) Error() string {
 	if e.Err != nil {
-		return fmt.Sprintf("%s: listing the keys of user %s: %v", e.Side, e.User, e.Err)
+		return fmt.Sprintf("%s: listing the keys of user %q: %v", e.Side, e.User, e.Err)
 	}
-	return fmt.Sprintf("%s: listing the keys of user %s: answered %d", e.Side, e.User, e.Status)
+	return fmt.Sprintf("%s: listing the keys of user %q: answered %d", e.Side, e.User, e.Status)
 }
 
 func (e *ReadError) Unwrap() error { return e.Err }
