@@ -11,7 +11,7 @@ IMAGE   ?= credbridge:dev
 APT     := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 FUZZTIME ?= 15s
 
-.PHONY: build run test deps lint bench bench-deps latency floor fuzz soak image clean
+.PHONY: build run test deps lint bench bench-deps latency floor fuzz soak image clean migrate-bench
 SOAK_DURATION ?= 2m
 
 build:
@@ -76,6 +76,11 @@ latency: build bench-deps
 ## (bench/cmd/credbridge-floor) next to the nginx+Lua peer and credbridge, in one run
 floor: build bench-deps
 	bench/floor.sh ./$(BIN)
+
+## migrate-bench: migrate sync and verify of 10,000 keys over 5,000 users between
+## reference servers in processes of their own (wall time and peak RSS of each command)
+migrate-bench:
+	$(GO) test -run '^$$' -bench MigrateSync10k -benchtime 1x -count 3 ./app
 
 ## fuzz: every fuzz target for FUZZTIME each
 fuzz:
