@@ -35,8 +35,8 @@ func shown(s string) string {
 	return s
 }
 
-// listed is how many lines of each list the human output shows (--json: all).
-const listed = 20
+// shownLines is how many lines of each list the human output shows (--json: all).
+const shownLines = 20
 
 // progress is a bar on a terminal, a line per tenth otherwise (logs, CI).
 type progress struct {
@@ -110,8 +110,8 @@ func (m *migration) printPlan(p *migrate.Plan) error {
 	_ = w.Flush()
 	refs := func(title string, list []migrate.KeyRef) {
 		for i, r := range list {
-			if i == listed {
-				fmt.Fprintf(m.o.Stdout, "  … and %d more (--json lists all)\n", len(list)-listed)
+			if i == shownLines {
+				fmt.Fprintf(m.o.Stdout, "  … and %d more (--json lists all)\n", len(list)-shownLines)
 				break
 			}
 			if i == 0 {
@@ -136,8 +136,8 @@ func (m *migration) printPlan(p *migrate.Plan) error {
 
 func printDivergences(w io.Writer, title string, list []migrate.Divergence) {
 	for i, d := range list {
-		if i == listed {
-			fmt.Fprintf(w, "  … and %d more (--json lists all)\n", len(list)-listed)
+		if i == shownLines {
+			fmt.Fprintf(w, "  … and %d more (--json lists all)\n", len(list)-shownLines)
 			return
 		}
 		if i == 0 {
@@ -188,8 +188,8 @@ func printSyncSummary(out io.Writer, p *migrate.Plan, r migrate.SyncResult, prun
 	fmt.Fprintf(w, "failed\t%d\nstill journaled (the next sync retries them)\t%d\nthrottled answers waited out (429/503)\t%d\n", len(r.Failed), r.Pending, throttled)
 	_ = w.Flush()
 	for i, f := range r.Failed {
-		if i == listed {
-			fmt.Fprintf(out, "  … and %d more\n", len(r.Failed)-listed)
+		if i == shownLines {
+			fmt.Fprintf(out, "  … and %d more\n", len(r.Failed)-shownLines)
 			break
 		}
 		if i == 0 {
@@ -199,8 +199,8 @@ func printSyncSummary(out io.Writer, p *migrate.Plan, r migrate.SyncResult, prun
 	}
 	printDivergences(out, "conflicts", p.Conflicts)
 	for i, r := range p.NeedsRekey {
-		if i == listed {
-			fmt.Fprintf(out, "  … and %d more (migrate plan --json lists all)\n", len(p.NeedsRekey)-listed)
+		if i == shownLines {
+			fmt.Fprintf(out, "  … and %d more (migrate plan --json lists all)\n", len(p.NeedsRekey)-shownLines)
 			break
 		}
 		if i == 0 {
