@@ -17,6 +17,7 @@ import (
 	"github.com/credbridge/credbridge/translate"
 	"github.com/credbridge/credbridge/upstream"
 	"github.com/tidwall/gjson"
+	"golang.org/x/term"
 )
 
 // MigrateOptions are `credbridge migrate`'s flags.
@@ -337,13 +338,9 @@ func (m *migration) sync(ctx context.Context, res migrate.SyncResult) (int, erro
 	return converged(left == 0), nil
 }
 
-// isTerminal: w is a character device (a terminal), so a progress bar may
-// redraw on it.
+// isTerminal: w is a terminal (not a file, pipe or /dev/null), so a progress
+// bar may redraw on it.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
