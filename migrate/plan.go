@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"sort"
+	"strings"
 
 	"github.com/credbridge/credbridge/translate"
 )
@@ -102,9 +103,11 @@ func (p *Plan) Converged() bool {
 }
 
 // Compare reads the inventory into the neutral model and compares each user's
-// keys; fp keys the secret fingerprints.
+// keys; fp keys the secret fingerprints. Divergences are judged against every
+// user's keys (owners): see owners.
 func (inv *Inventory) compare(fp Fingerprinter, users *UserMap, each func(u *UserKeys, d Divergence, p translate.Cred, s translate.Cred)) Counts {
 	var n Counts
+	own := inv.owners(users)
 	for i := range inv.Users {
 		u := &inv.Users[i]
 		pk, sk := neutralKeys(fp, users, u)
@@ -121,15 +124,85 @@ func (inv *Inventory) compare(fp Fingerprinter, users *UserMap, each func(u *Use
 		diverged := map[string]bool{}
 		for _, d := range Compare(pk, sk) {
 			diverged[d.Access] = true
-			each(u, d, pc[d.Access], sc[d.Access])
+			if d, ok := own.judge(d); ok {
+				each(u, d, pc[d.Access], sc[d.Access])
+			}
 		}
 		for _, k := range pk {
-			if _, both := sc[k.Access]; both && !diverged[k.Access] {
+			if _, both := sc[k.Access]; both && !diverged[k.Access] && !own.dup[k.Access] {
 				n.Matched++
 			}
 		}
 	}
 	return n
+}
+
+// owners index every read key by access key across users. Read user by user,
+// a key the primary holds for bob but the secondary for alice looks missing
+// for bob (a create that "succeeds" on the existing key) and secondary-only
+// for alice (which --prune would delete): it is one owner conflict. So is an
+// access key the primary lists under two users, or in the list of a user its
+// own user_id does not name (a list that lies): never copied to either.
+type owners struct {
+	primary   map[string][]string // access -> owners (secondary ids) the primary names
+	secondary map[string]string   // access -> owner on the secondary
+	dup       map[string]bool     // the primary names more than one owner, or lies
+	told      map[string]bool     // conflicts already reported
+}
+
+func (inv *Inventory) owners(users *UserMap) *owners {
+	o := &owners{primary: map[string][]string{}, secondary: map[string]string{}, dup: map[string]bool{}, told: map[string]bool{}}
+	for _, u := range inv.Users {
+		for _, c := range u.Primary {
+			if c.UserID != u.User || len(o.primary[c.Access]) > 0 {
+				o.dup[c.Access] = true
+			}
+			owner := c.UserID
+			if me, ok := users.Secondary(c.UserID); ok {
+				owner = me.Secondary
+			}
+			o.primary[c.Access] = append(o.primary[c.Access], owner)
+		}
+		for _, c := range u.Secondary {
+			o.secondary[c.Access] = c.UserID
+		}
+	}
+	return o
+}
+
+// judge is d seen against every user's keys; ok is false when d is reported
+// elsewhere (another user's share of the same conflict).
+func (o *owners) judge(d Divergence) (Divergence, bool) {
+	conflict := func(primary string) (Divergence, bool) {
+		if o.told[d.Access] {
+			return d, false
+		}
+		o.told[d.Access] = true
+		return Divergence{Kind: KindOwner, Access: d.Access, Owner: d.Owner, Primary: primary, Secondary: o.secondary[d.Access]}, true
+	}
+	p, onPrimary := o.primary[d.Access]
+	_, onSecondary := o.secondary[d.Access]
+	switch {
+	case o.dup[d.Access]:
+		return conflict(strings.Join(sortedUnique(p), ","))
+	case d.Kind == KindMissingOnSecondary && onSecondary:
+		return conflict(d.Owner) // on the secondary, under another user
+	case d.Kind == KindMissingOnPrimary && onPrimary:
+		return d, false // its primary owner's share reports it
+	}
+	return d, true
+}
+
+func sortedUnique(s []string) []string {
+	s = append([]string(nil), s...)
+	sort.Strings(s)
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func neutralKeys(fp Fingerprinter, users *UserMap, u *UserKeys) (pk, sk []Key) {
