@@ -10,6 +10,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/credbridge/credbridge/config"
 	"github.com/credbridge/credbridge/migrate"
@@ -108,7 +109,7 @@ type migration struct {
 	users              []string
 	journal            *migrate.FileJournal
 	mirror             *migrate.Mirror
-	throttled          int64
+	throttled          atomic.Int64 // Limited calls it from every worker
 }
 
 func openMigration(cfg *config.Config, o MigrateOptions) (*migration, error) {
@@ -138,7 +139,7 @@ func openMigration(cfg *config.Config, o MigrateOptions) (*migration, error) {
 			return nil, fmt.Errorf("migration.user_map_file: %v", err)
 		}
 	}
-	count := func() { m.throttled++ }
+	count := func() { m.throttled.Add(1) }
 	pl, sl := migrate.NewLimited(m.primary, o.Concurrency), migrate.NewLimited(m.secondary, o.Concurrency)
 	pl.Throttled, sl.Throttled = count, count
 	m.sides.Primary, m.sides.Secondary, m.sides.Concurrency = pl, sl, 2*o.Concurrency
@@ -327,7 +328,7 @@ func (m *migration) sync(ctx context.Context, res migrate.SyncResult) (int, erro
 		res.Add(last)
 		res.Pending = last.Pending // all that is left in the journal
 	}
-	printSyncSummary(m.o.Stdout, p, res, m.o.Prune, m.throttled)
+	printSyncSummary(m.o.Stdout, p, res, m.o.Prune, m.throttled.Load())
 	if err != nil {
 		return ExitCannotRun, err
 	}
