@@ -317,9 +317,9 @@ func (m *migration) sync(ctx context.Context, res migrate.SyncResult) (int, erro
 	}
 	p := m.plan(inv)
 	bar := newProgress(m.o.Stderr, "syncing", p.Actions(m.o.Prune))
-	run, err := m.mirror.Sync(ctx, p, migrate.SyncOptions{Prune: m.o.Prune, Workers: 4 * m.o.Concurrency, Progress: bar.set, Journaled: res.Journaled})
+	run, err := m.mirror.Sync(ctx, p, migrate.SyncOptions{Prune: m.o.Prune, Workers: 4 * m.o.Concurrency, Progress: bar.set, Journaled: res.Journaled, Primary: m.sides.Primary})
 	bar.finish()
-	res.Created, res.Updated, res.Pruned = run.Created, run.Updated, run.Pruned
+	res.Created, res.Updated, res.Pruned, res.Undone = run.Created, run.Updated, run.Pruned, run.Undone
 	res.Failed = append(res.Failed, run.Failed...)
 	res.Pending += run.Pending
 	if err == nil && len(res.Journaled) > 0 {

@@ -181,6 +181,9 @@ func printSyncSummary(out io.Writer, p *migrate.Plan, r migrate.SyncResult, prun
 	} else {
 		fmt.Fprintf(w, "only on the secondary (sync --prune deletes them)\t%d\n", len(p.SecondaryOnly))
 	}
+	if r.Undone > 0 {
+		fmt.Fprintf(w, "created, then deleted again (deleted on the primary meanwhile)\t%d\n", r.Undone)
+	}
 	if r.Resumed > 0 {
 		fmt.Fprintf(w, "applied from an interrupted run\t%d\n", r.Resumed)
 	}

@@ -142,3 +142,21 @@ func ListKeys(ctx context.Context, b Backend, name, user string) ([]translate.Cr
 	}
 	return out, nil
 }
+
+// GetKey reads one key from b by access key; found is false on 404.
+func GetKey(ctx context.Context, b Backend, access string) (c translate.Cred, found bool, err error) {
+	side := b.Side()
+	st, body, err := b.Call(ctx, Call{Method: http.MethodGet, Path: keyPath(side, access)})
+	switch {
+	case err != nil:
+		return c, false, err
+	case st == http.StatusNotFound:
+		return c, false, nil
+	case st != http.StatusOK:
+		return c, false, fmt.Errorf("reading key %q: answered %d", access, st)
+	}
+	if c, found = translate.ParseAnswer(side, body); !found || c.Access != access {
+		return c, false, fmt.Errorf("reading key %q: the answer is not that credential", access)
+	}
+	return c.Clone(), true, nil
+}

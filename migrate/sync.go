@@ -26,14 +26,21 @@ type SyncOptions struct {
 	// Journaled are the keys (KeyID) with entries still journaled after
 	// Resume: their next write waits behind those, so sync leaves them.
 	Journaled map[string]bool
+	// Primary, when set, is read back after each create: the plan was read
+	// before, and a client may have deleted or changed the key through the
+	// bridge meanwhile — the mirror's write then found nothing on the
+	// secondary, and the create would bring the old key back to life there.
+	Primary Backend
 }
 
 // SyncResult is what a run did. Failed entries left the journal (each is also
 // a divergence); Pending ones stay for the next run.
 type SyncResult struct {
 	Resumed, Created, Updated, Pruned int
-	Failed                            []Failure
-	Pending                           int
+	// Undone are keys created, then deleted again: the primary no longer had them.
+	Undone  int
+	Failed  []Failure
+	Pending int
 	// Journaled are the keys whose entries Resume left in the journal.
 	Journaled map[string]bool
 }
@@ -100,15 +107,10 @@ func (m *Mirror) Sync(ctx context.Context, p *Plan, o SyncOptions) (SyncResult, 
 		done  atomic.Int64
 		total = p.Actions(o.Prune)
 	)
-	step := func(op translate.Op, c translate.Cred) {
-		defer func() {
-			if o.Progress != nil {
-				o.Progress(int(done.Add(1)), total)
-			}
-		}()
+	write := func(op translate.Op, c translate.Cred) string {
 		e, ok := m.entry(ctx, Write{Op: op, Key: c})
 		if ok && o.Journaled[e.KeyID] {
-			return // counted in Resume's Pending: an older entry of the key waits in the journal
+			return OutcomeRetry // counted in Resume's Pending: an older entry of the key waits in the journal
 		}
 		out, why := OutcomeFailed, "not replicable (see divergences)"
 		if ok {
@@ -117,6 +119,16 @@ func (m *Mirror) Sync(ctx context.Context, p *Plan, o SyncOptions) (SyncResult, 
 		mu.Lock()
 		r.count(e, out, why)
 		mu.Unlock()
+		return out
+	}
+	step := func(op translate.Op, c translate.Cred) {
+		out := write(op, c)
+		if o.Progress != nil {
+			o.Progress(int(done.Add(1)), total)
+		}
+		if op == translate.OpCreate && out == OutcomeDone && o.Primary != nil {
+			m.recheck(ctx, o.Primary, c, write, &r, &mu)
+		}
 	}
 	m.parallel(len(p.work), o.Workers, func(i int) {
 		w := p.work[i]
@@ -134,6 +146,30 @@ func (m *Mirror) Sync(ctx context.Context, p *Plan, o SyncOptions) (SyncResult, 
 		}
 	})
 	return r, ctx.Err()
+}
+
+// recheck reads c back from the primary after its create: gone there, it is
+// deleted again; changed (status, description), it is updated. A primary that
+// does not answer leaves it to verify.
+func (m *Mirror) recheck(ctx context.Context, primary Backend, c translate.Cred, write func(translate.Op, translate.Cred) string, r *SyncResult, mu *sync.Mutex) {
+	cur, found, err := GetKey(ctx, primary, c.Access)
+	switch {
+	case err != nil:
+		return
+	case !found:
+		c.UserID = "" // the delete needs only the key
+		if write(translate.OpDelete, c) == OutcomeDone {
+			mu.Lock()
+			r.Pruned--
+			r.Created--
+			r.Undone++
+			mu.Unlock()
+		}
+	case cur.Status != c.Status || cur.Description != c.Description:
+		cur.Secret, cur.UserID = "", c.UserID // an update never carries a secret
+		cur.HasDescription = true             // none on the primary: none on the secondary
+		write(translate.OpUpdate, cur)
+	}
 }
 
 func (m *Mirror) journalAndSettle(ctx context.Context, e Entry, attempts int) (string, string) {
