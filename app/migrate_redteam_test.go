@@ -1,8 +1,19 @@
 package app
 
 import (
+	"encoding/json"
+	"fmt"
+	bt "github.com/credbridge/credbridge/internal/testing/bridgetest"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/credbridge/credbridge/emulator"
 	"github.com/credbridge/credbridge/translate"
@@ -48,5 +59,235 @@ func TestRedteamPruneNeverDeletesAPrimaryKey(t *testing.T) {
 	noSecretIn(t, "migrate", map[string]emulator.Key{ak: {AK: ak, SK: sk}}, s, v)
 	if strings.Contains(s.stdout, "missing_on_primary") {
 		t.Fatalf("sync calls a key the primary holds missing on it:\n%s", s.stdout)
+	}
+}
+
+// hostilePrimary is an IBM-style primary whose answers pass through rewrite
+// first (nil: the reference server's own answer).
+func hostilePrimary(t *testing.T, rewrite func(w http.ResponseWriter, r *http.Request, next http.Handler)) *cloud {
+	t.Helper()
+	c := newCloud(t, translate.SideIBM)
+	h := c.backend(translate.SideIBM)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rewrite(w, r, h) }))
+	t.Cleanup(srv.Close)
+	c.upURL = srv.URL
+	return c
+}
+
+// listAs answers user's list with other's keys, each key's user_id set to
+// claim ("" keeps other's).
+func listAs(user, other, claim string) func(http.ResponseWriter, *http.Request, http.Handler) {
+	return func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		if r.Method != http.MethodGet || r.URL.Query().Get("user_id") != user {
+			next.ServeHTTP(w, r)
+			return
+		}
+		q := r.URL.Query()
+		q.Set("user_id", other)
+		r2 := r.Clone(r.Context())
+		r2.URL.RawQuery = q.Encode()
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r2)
+		body := rec.Body.String()
+		if claim != "" {
+			body = strings.ReplaceAll(body, `"`+other+`"`, `"`+claim+`"`)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(rec.Code)
+		_, _ = io.WriteString(w, body)
+	}
+}
+
+// TestRedteamListThatLies: the primary's list of alice holds bob's keys —
+// with bob's user_id (a list that lies about whose they are), or with
+// alice's (the same access key under two users). Neither is copied: no key
+// of bob's is created for alice, none twice; each is one owner conflict, and
+// sync and verify exit 1.
+func TestRedteamListThatLies(t *testing.T) {
+	for _, tc := range []struct{ name, claim string }{{"bob's user_id", ""}, {"alice's user_id", "u-alice"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := hostilePrimary(t, listAs("u-alice", "u-bob", tc.claim))
+			sec := newSecondaryCloud(t, c.dir, true)
+			keys := seedKeys(c.store, []string{"u-bob"}, 2)
+			cfg := migrateConfig(t, c, translate.SideIBM, sec)
+			p := migrateRun(t, cfg, MigrateOptions{Command: "plan", JSON: true})
+			var plan struct {
+				Creates   []struct{ Access string }
+				Conflicts []struct{ Kind, Access string }
+			}
+			if err := json.Unmarshal([]byte(p.stdout), &plan); err != nil || len(plan.Creates) != 0 || len(plan.Conflicts) != len(keys) {
+				t.Fatalf("plan (%v): %+v; want no create and one conflict per key\n%s", err, plan, p.stdout)
+			}
+			s := migrateRun(t, cfg, MigrateOptions{Command: "sync"})
+			if s.code != ExitDiffers || len(sec.store.Keys(nil)) != 0 || sec.posts.Load() != 0 {
+				t.Fatalf("sync: exit %d, %d keys on the secondary, %d creates; want 1, none\n%s", s.code, len(sec.store.Keys(nil)), sec.posts.Load(), s.stdout)
+			}
+			v := migrateRun(t, cfg, MigrateOptions{Command: "verify", JSON: true})
+			r := decodeReport(t, v)
+			if v.code != ExitDiffers || len(r.Divergences) != len(keys) || r.Divergences[0].Kind != "owner" {
+				t.Fatalf("verify: exit %d, %+v", v.code, r.Divergences)
+			}
+			noSecretIn(t, "migrate", keys, p, s, v)
+		})
+	}
+}
+
+// TestRedteamBrokenListAnswers: a side whose list answer is refused, not
+// JSON, not a list, or an HTML error page makes plan, verify and sync exit
+// 2 (they cannot say anything true), writing nothing and printing neither
+// token nor secret — even when the side echoes the token back in its body.
+func TestRedteamBrokenListAnswers(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+		body   string
+	}{
+		{"401", 401, `{"error":{"message":"bad token demo-service-token"}}`},
+		{"403", 403, `{"error":"forbidden"}`},
+		{"404", 404, `not found`},
+		{"not JSON", 200, `<html>demo-service-token seed-secret-0000-00-xxxxxxxxxxxxxxxx</html>`},
+		{"an object, not a list", 200, `{"credentials":{"access":"AK"}}`},
+		{"truncated", 200, `[{"access_key":"AKSEED000000","secret`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, side := range []string{"primary", "secondary"} {
+				c := newCloud(t, translate.SideIBM)
+				sec := newSecondaryCloud(t, c.dir, true)
+				keys := seedKeys(c.store, []string{"u-alice"}, 1)
+				broken := func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+					if r.Method == http.MethodGet && r.URL.Query().Get("user_id") != "" {
+						w.WriteHeader(tc.status)
+						_, _ = io.WriteString(w, tc.body)
+						return
+					}
+					next.ServeHTTP(w, r)
+				}
+				if side == "primary" {
+					h := c.backend(translate.SideIBM)
+					c.store.Put(keys["AKSEED000000"])
+					srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { broken(w, r, h) }))
+					t.Cleanup(srv.Close)
+					c.upURL = srv.URL
+				} else {
+					inner := sec.h
+					sec.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { broken(w, r, inner) })
+					sec.down()
+					sec.up()
+				}
+				cfg := migrateConfig(t, c, translate.SideIBM, sec, "CREDBRIDGE_MIGRATION_USER_MAP_FILE="+userMap(t, "u-alice"))
+				var outs []migrateOut
+				for _, o := range []MigrateOptions{{Command: "plan"}, {Command: "verify", JSON: true}, {Command: "sync"}, {Command: "sync", DryRun: true}} {
+					out := migrateRun(t, cfg, o)
+					if out.code != ExitCannotRun || out.stderr == "" {
+						t.Fatalf("%s %+v with a broken %s list: exit %d, want 2\n%s%s", tc.name, o, side, out.code, out.stdout, out.stderr)
+					}
+					outs = append(outs, out)
+				}
+				if sec.posts.Load() != 0 {
+					t.Fatalf("a broken %s list led to %d creates", side, sec.posts.Load())
+				}
+				noSecretIn(t, side, keys, outs...)
+			}
+		})
+	}
+}
+
+// userMap writes a user map naming each user as itself.
+func userMap(t *testing.T, users ...string) string {
+	var b strings.Builder
+	for _, u := range users {
+		fmt.Fprintf(&b, "- {primary: %s, secondary: %s, project: p-demo}\n", u, u)
+	}
+	p := filepath.Join(t.TempDir(), "users.yaml")
+	if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestRedteamSyncRacesLiveWrites: while sync copies keys from what it read,
+// clients delete one key and deactivate another through a running bridge in
+// mirror mode — each just before sync's create of it reaches the secondary,
+// after the mirror applied the client's write (a 404 there). Sync must not
+// bring the deleted key back to life on the new cloud nor leave the other
+// active; verify then exits 0.
+func TestRedteamSyncRacesLiveWrites(t *testing.T) {
+	c := newCloud(t, translate.SideIBM)
+	sec := newSecondaryCloud(t, c.dir, true)
+	var deletes, patches atomic.Int64
+	var base string
+	const gone, off = "AKSEED000100", "AKSEED000101" // u-alice's two keys
+	var once sync.Once
+	inner := sec.h
+	sec.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodDelete:
+			deletes.Add(1)
+		case http.MethodPatch, http.MethodGet:
+			patches.Add(1)
+		case http.MethodPost:
+			once.Do(func() {
+				if r := bt.Do(t, base, http.MethodDelete, "/credentials/"+gone, bt.Admin, "", ""); r.Status != http.StatusNoContent {
+					t.Errorf("delete through the bridge: %d %s", r.Status, r.Body)
+				}
+				if r := bt.Do(t, base, http.MethodPatch, "/credentials/"+off, bt.Admin, "application/json",
+					`{"credential":{"type":"ec2","blob":{"access":"`+off+`","secret":"seed-secret-0001-01-xxxxxxxxxxxxxxxx","status":"Inactive"}}}`); r.Status != http.StatusOK {
+					t.Errorf("update through the bridge: %d %s", r.Status, r.Body)
+				}
+				deadline := time.Now().Add(10 * time.Second)
+				for deletes.Load() == 0 && time.Now().Before(deadline) {
+					time.Sleep(10 * time.Millisecond) // the mirror's delete: 404, the key is not there yet
+				}
+				time.Sleep(300 * time.Millisecond) // and its update: 404 too
+			})
+		}
+		inner.ServeHTTP(w, r)
+	})
+	sec.down()
+	sec.up()
+	keys := seedKeys(c.store, []string{"u-admin", "u-alice"}, 2)
+	journal := fileJournal(t)
+	rt, _ := startBridge(t, c, append(migrationEnv(t, sec, "mirror", journal),
+		"CREDBRIDGE_UPSTREAM_DIALECT=ec2blob", "CREDBRIDGE_UPSTREAM_FLAVOR=ibm")...)
+	base = "http://" + rt.Addr()
+	cfg := migrateConfig(t, c, translate.SideIBM, sec, "CREDBRIDGE_MIGRATION_USER_MAP_FILE="+userMap(t, "u-admin", "u-alice"))
+
+	s := migrateRun(t, cfg, MigrateOptions{Command: "sync", Concurrency: 1})
+	if _, ok := c.store.Get(gone); ok {
+		t.Fatal("the client's delete did not happen on the primary")
+	}
+	eventually(t, "the bridge's journal drained", func() bool { st := migrationStatus(t, rt); return st.Journal != nil && st.Journal.Pending == 0 })
+	if k, ok := sec.store.Get(gone); ok {
+		t.Fatalf("sync brought a key deleted on the primary back to life on the secondary: %+v\n%s%s", k, s.stdout, s.stderr)
+	}
+	if k, _ := sec.store.Get(off); k.Active {
+		t.Fatalf("sync left active a key the client deactivated:\n%s%s", s.stdout, s.stderr)
+	}
+	v := migrateRun(t, cfg, MigrateOptions{Command: "verify"})
+	if v.code != ExitOK {
+		t.Fatalf("verify after a raced sync: exit %d\n%s%s", v.code, v.stdout, v.stderr)
+	}
+	noSecretIn(t, "sync", keys, s, v)
+}
+
+// TestRedteamSyncClearsADescription: the primary's key has no description,
+// the secondary's copy still has one. Sync must bring it to the primary's
+// (none) — not report it updated while verify keeps finding it, run after run.
+func TestRedteamSyncClearsADescription(t *testing.T) {
+	c := newCloud(t, translate.SideIBM)
+	sec := newSecondaryCloud(t, c.dir, true)
+	const ak, sk = "AKNODESC00000001", "no-desc-secret-xxxxxxxxxxxxxxxxxxxxxxxx"
+	c.store.Put(emulator.Key{AK: ak, SK: sk, UserID: "u-alice", ProjectID: "p-demo", Active: true, StatusSet: true})
+	sec.store.Put(emulator.Key{AK: ak, SK: sk, UserID: "u-alice", ProjectID: "p-demo", Active: true, StatusSet: true, Description: "stale", HasDesc: true})
+	cfg := migrateConfig(t, c, translate.SideIBM, sec)
+	s := migrateRun(t, cfg, MigrateOptions{Command: "sync"})
+	if s.code != ExitOK || summary(s.stdout, "updated") != 1 {
+		t.Fatalf("sync: exit %d\n%s%s", s.code, s.stdout, s.stderr)
+	}
+	if k, _ := sec.store.Get(ak); k.Description != "" || k.SK != sk {
+		t.Fatalf("secondary after sync = %+v; want no description, the same secret", k)
+	}
+	if v := migrateRun(t, cfg, MigrateOptions{Command: "verify"}); v.code != ExitOK {
+		t.Fatalf("verify after sync: exit %d\n%s", v.code, v.stdout)
 	}
 }

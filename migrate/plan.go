@@ -267,6 +267,9 @@ func (inv *Inventory) Plan(fp Fingerprinter, users *UserMap, primary, secondary 
 			p.Updates = append(p.Updates, d)
 			if n := len(w.update); n == 0 || w.update[n-1].Access != pc.Access {
 				pc.Secret = "" // an update never carries a secret: a differing one is a conflict
+				// The target is the primary's description, none included:
+				// without this an absent one never clears the secondary's.
+				pc.HasDescription = true
 				w.update = append(w.update, pc)
 			}
 		default: // owner, secret: never overwritten
