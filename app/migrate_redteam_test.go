@@ -1,12 +1,16 @@
 package app
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/credbridge/credbridge/config"
 	bt "github.com/credbridge/credbridge/internal/testing/bridgetest"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -290,4 +294,110 @@ func TestRedteamSyncClearsADescription(t *testing.T) {
 	if v := migrateRun(t, cfg, MigrateOptions{Command: "verify"}); v.code != ExitOK {
 		t.Fatalf("verify after sync: exit %d\n%s", v.code, v.stdout)
 	}
+}
+
+// swappedEnv is env with upstream and migration.secondary swapped: sec (a
+// Keystone-style cloud) the primary, c (IBM-style) the secondary.
+func swappedEnv(c *cloud, sec *secondaryCloud, env []string) []string {
+	out := append([]string{"CREDBRIDGE_LISTEN=127.0.0.1:0", "CREDBRIDGE_ADMIN_LISTEN=127.0.0.1:0", "CREDBRIDGE_IDENTITY_URL=" + c.idURL,
+		"CREDBRIDGE_UPSTREAM_DIALECT=ec2blob", "CREDBRIDGE_UPSTREAM_FLAVOR=keystone", "CREDBRIDGE_UPSTREAM_URL=" + sec.url()}, env...)
+	return append(out, "CREDBRIDGE_MIGRATION_SECONDARY_FLAVOR=ibm", "CREDBRIDGE_MIGRATION_SECONDARY_URL="+c.upURL)
+}
+
+// TestRedteamReloadRefusedKeepsMirror: a reload whose secondary URL does not
+// parse is refused, and the running mirror keeps journaling and applying —
+// the journal still open, writes still reaching the secondary.
+func TestRedteamReloadRefusedKeepsMirror(t *testing.T) {
+	c := newCloud(t, translate.SideIBM)
+	sec := newSecondaryCloud(t, c.dir, true)
+	env := append(migrationEnv(t, sec, "mirror", fileJournal(t)), "CREDBRIDGE_UPSTREAM_DIALECT=ec2blob", "CREDBRIDGE_UPSTREAM_FLAVOR=ibm")
+	rt, _ := startBridge(t, c, env...)
+	base := "http://" + rt.Addr()
+	reloaded := 0
+	// Files that vanish between the config's load and the mirror's build.
+	vanishing := func(content string) string { return secretFile(t, content) }
+	for i, bad := range []string{"CREDBRIDGE_MIGRATION_SECONDARY_URL=ftp://nowhere",
+		"CREDBRIDGE_MIGRATION_USER_MAP_FILE=" + vanishing("- {primary: u-alice, secondary: u-alice}\n"),
+		"CREDBRIDGE_MIGRATION_SECONDARY_AUTH_TOKEN_FILE=" + vanishing("another-token")} {
+		cfg, err := config.Load("", append([]string{"CREDBRIDGE_LISTEN=127.0.0.1:0", "CREDBRIDGE_ADMIN_LISTEN=127.0.0.1:0",
+			"CREDBRIDGE_UPSTREAM_URL=" + c.upURL, "CREDBRIDGE_IDENTITY_URL=" + c.idURL}, append(env, bad)...))
+		if _, path, ok := strings.Cut(bad, "_FILE="); ok {
+			_ = os.Remove(path)
+		}
+		if err == nil {
+			reloaded++
+			if err = rt.Reload(cfg); err == nil {
+				t.Fatalf("a reload with %s was accepted", bad)
+			}
+		}
+		ak, sk := createKey(t, base, []string{"u-alice", "u-bob", "u-te"}[i], "after a refused reload")
+		eventually(t, "the write mirrored by the old mirror", func() bool { k, ok := sec.store.Get(ak); return ok && k.SK == sk })
+	}
+	if reloaded == 0 {
+		t.Fatal("every bad config was refused by config.Load: Reload was never tried")
+	}
+	if st := migrationStatus(t, rt); st.Journal == nil || st.Journal.Pending != 0 || st.Mode != "mirror" {
+		t.Fatalf("/migration after refused reloads: %s", st.Raw)
+	}
+}
+
+// TestRedteamRestartAfterSwapWaits: an entry journaled for the Keystone
+// secondary is still pending when the bridge stops; it restarts on the same
+// journal with the sides swapped. The entry names a cloud this process was
+// never told of: it must wait — not be applied to the IBM side (which holds
+// the key already: the create would read as done and the entry be dropped,
+// lost for the side it was meant for).
+func TestRedteamRestartAfterSwapWaits(t *testing.T) {
+	c := newCloud(t, translate.SideIBM)
+	sec := newSecondaryCloud(t, c.dir, true)
+	env := migrationEnv(t, sec, "mirror", fileJournal(t))
+	first, err := Start(mustLoad(t, append([]string{"CREDBRIDGE_LISTEN=127.0.0.1:0", "CREDBRIDGE_ADMIN_LISTEN=127.0.0.1:0",
+		"CREDBRIDGE_UPSTREAM_URL=" + c.upURL, "CREDBRIDGE_IDENTITY_URL=" + c.idURL, "CREDBRIDGE_UPSTREAM_DIALECT=ec2blob", "CREDBRIDGE_UPSTREAM_FLAVOR=ibm"}, env...)), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec.down()
+	ak, _ := createKey(t, "http://"+first.Addr(), "u-alice", "journaled for keystone")
+	eventually(t, "the write journaled", func() bool { return migrationStatus(t, first).Journal.Pending == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := first.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sec.up()
+	var toIBM atomic.Int64
+	inner := c.upURL
+	spy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, ak) || r.Method == http.MethodPost {
+			toIBM.Add(1)
+		}
+		httputilProxy(inner).ServeHTTP(w, r)
+	}))
+	t.Cleanup(spy.Close)
+	c.upURL = spy.URL
+	rt := startRuntime(t, mustLoad(t, swappedEnv(c, sec, env)), Options{})
+	time.Sleep(1500 * time.Millisecond) // a few worker passes
+	if st := migrationStatus(t, rt); st.Journal == nil || st.Journal.Pending != 1 {
+		t.Fatalf("the entry for the old secondary left the journal after a restart with the sides swapped: %s", st.Raw)
+	}
+	if n := toIBM.Load(); n != 0 {
+		t.Fatalf("the entry journaled for the Keystone side made %d calls to the IBM side", n)
+	}
+	if _, ok := sec.store.Get(ak); ok {
+		t.Fatal("the entry was applied although no mirror of this process knows its target")
+	}
+}
+
+func mustLoad(t *testing.T, env []string) *config.Config {
+	t.Helper()
+	cfg, err := config.Load("", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func httputilProxy(target string) http.Handler {
+	u, _ := url.Parse(target)
+	return httputil.NewSingleHostReverseProxy(u)
 }
