@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -400,4 +401,199 @@ func mustLoad(t *testing.T, env []string) *config.Config {
 func httputilProxy(target string) http.Handler {
 	u, _ := url.Parse(target)
 	return httputil.NewSingleHostReverseProxy(u)
+}
+
+// hang is a handler that never answers until the test ends.
+func hang(t *testing.T) http.Handler {
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-stop:
+		case <-r.Context().Done():
+		}
+	})
+}
+
+// TestRedteamHangingSide: a side that takes the connection and never
+// answers makes plan, verify and sync exit 2 within a few timeouts; a
+// secondary that answers lists but hangs on creates makes sync exit 1 with the
+// writes journaled, and the next run, the secondary back, creates each key
+// exactly once with its secret.
+func TestRedteamHangingSide(t *testing.T) {
+	short := []string{"CREDBRIDGE_UPSTREAM_TIMEOUT=1s", "CREDBRIDGE_MIGRATION_SECONDARY_TIMEOUT=1s"}
+	for _, side := range []string{"primary", "secondary"} {
+		t.Run(side+" hangs", func(t *testing.T) {
+			c := newCloud(t, translate.SideIBM)
+			sec := newSecondaryCloud(t, c.dir, true)
+			keys := seedKeys(c.store, []string{"u-alice"}, 1)
+			if side == "primary" {
+				srv := httptest.NewServer(hang(t))
+				t.Cleanup(srv.Close)
+				c.upURL = srv.URL
+			} else {
+				sec.h = hang(t)
+				sec.down()
+				sec.up()
+			}
+			cfg := migrateConfig(t, c, translate.SideIBM, sec, append(short, "CREDBRIDGE_MIGRATION_USER_MAP_FILE="+userMap(t, "u-alice"))...)
+			for _, cmd := range []string{"plan", "verify", "sync"} {
+				start := time.Now()
+				o := migrateRun(t, cfg, MigrateOptions{Command: cmd})
+				if o.code != ExitCannotRun || time.Since(start) > 20*time.Second {
+					t.Fatalf("%s against a hanging %s: exit %d after %s; want 2 within a few timeouts\n%s", cmd, side, o.code, time.Since(start), o.stderr)
+				}
+				noSecretIn(t, cmd, keys, o)
+			}
+		})
+	}
+	t.Run("creates hang", func(t *testing.T) {
+		c := newCloud(t, translate.SideIBM)
+		sec := newSecondaryCloud(t, c.dir, true)
+		keys := seedKeys(c.store, []string{"u-alice", "u-bob"}, 2)
+		var hanging atomic.Bool
+		hanging.Store(true)
+		inner, stuck := sec.h, hang(t)
+		sec.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && hanging.Load() {
+				stuck.ServeHTTP(w, r)
+				return
+			}
+			inner.ServeHTTP(w, r)
+		})
+		sec.down()
+		sec.up()
+		cfg := migrateConfig(t, c, translate.SideIBM, sec, append(short, "CREDBRIDGE_MIGRATION_USER_MAP_FILE="+userMap(t, "u-alice", "u-bob"))...)
+		start := time.Now()
+		first := migrateRun(t, cfg, MigrateOptions{Command: "sync"})
+		if first.code != ExitDiffers || summary(first.stdout, "still journaled") != len(keys) || time.Since(start) > 60*time.Second {
+			t.Fatalf("sync against hanging creates: exit %d after %s; want 1, every write journaled\n%s%s", first.code, time.Since(start), first.stdout, first.stderr)
+		}
+		hanging.Store(false)
+		posts := sec.posts.Load()
+		again := migrateRun(t, cfg, MigrateOptions{Command: "sync"})
+		if again.code != ExitOK || summary(again.stdout, "applied from an interrupted run") != len(keys) {
+			t.Fatalf("the next sync: exit %d\n%s%s", again.code, again.stdout, again.stderr)
+		}
+		if n := sec.posts.Load() - posts; n != int64(len(keys)) {
+			t.Fatalf("the next sync made %d creates for %d keys", n, len(keys))
+		}
+		for ak, k := range keys {
+			if got, ok := sec.store.Get(ak); !ok || got.SK != k.SK {
+				t.Fatalf("%s on the secondary: %+v", ak, got)
+			}
+		}
+		noSecretIn(t, "sync", keys, first, again)
+	})
+}
+
+// TestRedteamSecondaryLies: a secondary that answers 201 to every create but
+// stores nothing — sync believes it, so verify, the gate, must not: exit 1,
+// every key missing. One that answers 400 and 409 echoing the request body
+// (the secret in it) back: nothing printed holds the secret.
+func TestRedteamSecondaryLies(t *testing.T) {
+	t.Run("201, stores nothing", func(t *testing.T) {
+		c := newCloud(t, translate.SideIBM)
+		sec := newSecondaryCloud(t, c.dir, true)
+		keys := seedKeys(c.store, []string{"u-alice"}, 2)
+		inner := sec.h
+		sec.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost {
+				w.WriteHeader(http.StatusCreated)
+				_, _ = io.WriteString(w, `{"credential":{}}`)
+				return
+			}
+			inner.ServeHTTP(w, r)
+		})
+		sec.down()
+		sec.up()
+		cfg := migrateConfig(t, c, translate.SideIBM, sec, "CREDBRIDGE_MIGRATION_USER_MAP_FILE="+userMap(t, "u-alice"))
+		s := migrateRun(t, cfg, MigrateOptions{Command: "sync"})
+		v := migrateRun(t, cfg, MigrateOptions{Command: "verify", JSON: true})
+		r := decodeReport(t, v)
+		if v.code != ExitDiffers || len(r.Divergences) != len(keys) || r.Divergences[0].Kind != "missing_on_secondary" {
+			t.Fatalf("verify after a sync the secondary lied to: exit %d, %+v\n%s", v.code, r.Divergences, s.stdout)
+		}
+		noSecretIn(t, "migrate", keys, s, v)
+	})
+	for _, st := range []int{http.StatusBadRequest, http.StatusConflict, http.StatusInternalServerError} {
+		t.Run(fmt.Sprintf("%d echoing the secret", st), func(t *testing.T) {
+			c := newCloud(t, translate.SideIBM)
+			sec := newSecondaryCloud(t, c.dir, true)
+			keys := seedKeys(c.store, []string{"u-alice"}, 1)
+			inner := sec.h
+			sec.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodPost {
+					body, _ := io.ReadAll(r.Body)
+					w.WriteHeader(st)
+					fmt.Fprintf(w, `{"error":{"message":"refused %s token %s"}}`, body, r.Header.Get("X-Auth-Token"))
+					return
+				}
+				inner.ServeHTTP(w, r)
+			})
+			sec.down()
+			sec.up()
+			cfg := migrateConfig(t, c, translate.SideIBM, sec, "CREDBRIDGE_MIGRATION_USER_MAP_FILE="+userMap(t, "u-alice"))
+			s := migrateRun(t, cfg, MigrateOptions{Command: "sync"})
+			if s.code != ExitDiffers {
+				t.Fatalf("sync against refused creates: exit %d\n%s%s", s.code, s.stdout, s.stderr)
+			}
+			st := migrateRun(t, cfg, MigrateOptions{Command: "status"})
+			noSecretIn(t, "sync", keys, s, st)
+			raw, err := os.ReadFile(cfg.Migration.SyncJournalPath())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range keys {
+				if bytes.Contains(raw, []byte(k.SK)) || bytes.Contains(raw, []byte("demo-service-token")) {
+					t.Fatal("the sync journal holds a secret or the token in clear")
+				}
+			}
+		})
+	}
+}
+
+// TestRedteamJSONStable: plan --json and verify --json on the same state, run
+// twice, print byte-identical objects (a CI gate diffs them), every kind of
+// divergence present; the object has the spec's keys.
+func TestRedteamJSONStable(t *testing.T) {
+	c := newCloud(t, translate.SideIBM)
+	sec := newSecondaryCloud(t, c.dir, true)
+	keys := seedKeys(c.store, demoUserIDs, 2)
+	i := 0
+	for ak, k := range keys {
+		switch i % 4 {
+		case 1:
+			k.Active = !k.Active
+		case 2:
+			k.Description = "changed"
+		case 3:
+			k.SK = "another-secret-xxxxxxxxxxxxxxxxxxxxxxxx"
+		}
+		if i%5 != 4 {
+			sec.store.Put(k)
+		}
+		_ = ak
+		i++
+	}
+	sec.store.Put(emulator.Key{AK: "AKONLYSECONDARY1", SK: "only-secondary-secret-xxxxxxxxxxxxxxxxx", UserID: "u-bob", ProjectID: "p-demo", Active: true})
+	cfg := migrateConfig(t, c, translate.SideIBM, sec)
+	for _, cmd := range []string{"plan", "verify"} {
+		a := migrateRun(t, cfg, MigrateOptions{Command: cmd, JSON: true, Concurrency: 1})
+		b := migrateRun(t, cfg, MigrateOptions{Command: cmd, JSON: true, Concurrency: 16})
+		if a.stdout != b.stdout || a.code != b.code {
+			t.Fatalf("%s --json differs between two runs on the same state:\n%s\n---\n%s", cmd, a.stdout, b.stdout)
+		}
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(a.stdout), &obj); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range map[string][]string{"plan": {"primary", "secondary", "keys", "creates", "needs_rekey", "updates", "secondary_only", "conflicts", "unmapped_users"},
+			"verify": {"primary", "secondary", "keys", "divergences"}}[cmd] {
+			if _, ok := obj[k]; !ok {
+				t.Fatalf("%s --json lacks %q: %s", cmd, k, a.stdout)
+			}
+		}
+		noSecretIn(t, cmd, keys, a, b)
+	}
 }
