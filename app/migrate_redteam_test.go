@@ -13,6 +13,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -595,5 +596,98 @@ func TestRedteamJSONStable(t *testing.T) {
 			}
 		}
 		noSecretIn(t, cmd, keys, a, b)
+	}
+}
+
+// TestRedteamSyncSurvivesSIGKILL: the real binary is SIGKILLed while sync's
+// creates are in flight — one landing on the secondary after the process is
+// gone — then run again: it exits 0, and every key is on the secondary
+// exactly once with the primary's secret and owner; a third run exits 0 too.
+func TestRedteamSyncSurvivesSIGKILL(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "credbridge")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/credbridge").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	c := newCloud(t, translate.SideIBM)
+	sec := newSecondaryCloud(t, c.dir, true)
+	keys := seedKeys(c.store, demoUserIDs, 2)
+	var proc atomic.Pointer[os.Process]
+	var n atomic.Int64
+	landed := make(chan struct{})
+	inner := sec.h
+	sec.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && n.Add(1) == 4 {
+			defer close(landed)
+			if p := proc.Load(); p != nil {
+				_ = p.Kill() // the answer never reaches sync, the key lands anyway
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		inner.ServeHTTP(w, r)
+	})
+	sec.down()
+	sec.up()
+	dir := t.TempDir()
+	cfgText := fmt.Sprintf(`upstream: {dialect: ec2blob, flavor: ibm, url: %s, auth: {mode: token, token_file: %s}}
+identity: {url: %s}
+migration:
+  mode: mirror
+  secondary: {dialect: ec2blob, flavor: keystone, url: %s, auth: {mode: token, token_file: %s}}
+  journal: "file:%s"
+  journal_key_file: %s
+  default_project: p-demo
+  sync_journal: %s
+`, c.upURL, secretFile(t, "demo-service-token"), c.idURL, sec.url(), secretFile(t, "demo-service-token"),
+		filepath.Join(dir, "journal.db"), secretFile(t, journalKey), filepath.Join(dir, "sync.db"))
+	cfg := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfg, []byte(cfgText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func() (int, string) {
+		var out bytes.Buffer
+		cmd := exec.Command(bin, "migrate", "sync", "--config", cfg, "--concurrency", "1")
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		proc.Store(cmd.Process)
+		err := cmd.Wait()
+		proc.Store(nil)
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode(), out.String()
+		}
+		return 0, out.String()
+	}
+	if code, out := run(); code != -1 {
+		t.Fatalf("the first sync was not killed (exit %d): nothing proven\n%s", code, out)
+	}
+	<-landed
+	if got := len(sec.store.Keys(nil)); got == 0 || got == len(keys) {
+		t.Fatalf("%d of %d keys on the secondary after the kill: want some, not all", got, len(keys))
+	}
+	for i := 0; i < 2; i++ {
+		code, out := run()
+		if code != 0 || strings.Contains(out, "demo-service-token") {
+			t.Fatalf("sync run %d after the kill: exit %d\n%s", i+2, code, out)
+		}
+		for _, k := range keys {
+			if strings.Contains(out, k.SK) {
+				t.Fatalf("sync printed the secret of %s", k.AK)
+			}
+		}
+	}
+	if got := len(sec.store.Keys(nil)); got != len(keys) {
+		t.Fatalf("%d keys on the secondary, want %d", got, len(keys))
+	}
+	for ak, k := range keys {
+		if got, ok := sec.store.Get(ak); !ok || got.SK != k.SK || got.UserID != k.UserID {
+			t.Fatalf("%s on the secondary = %+v; want the primary's pair and owner", ak, got)
+		}
+	}
+	// Repeated creates are the entries journaled at the kill, at most one per
+	// sync worker (4 per --concurrency): applied, their Done still waiting for
+	// its fsync. Each repeat reads the key back and finds its own secret.
+	if p := n.Load(); p > int64(len(keys))+4 {
+		t.Fatalf("%d creates for %d keys: more than the entries journaled at the kill were repeated", p, len(keys))
 	}
 }
