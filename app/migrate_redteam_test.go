@@ -691,3 +691,80 @@ migration:
 		t.Fatalf("%d creates for %d keys: more than the entries journaled at the kill were repeated", p, len(keys))
 	}
 }
+
+// blockMirror wraps h: while on, creates made with the mirror's service token
+// are answered 503 (clients' creates, with their own tokens, pass).
+func blockMirror(h http.Handler, on *atomic.Bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if on.Load() && r.Method == http.MethodPost && r.Header.Get("X-Auth-Token") == "demo-service-token" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// TestRedteamRollbackWithBothPending: the cut is made and rolled back while
+// each cloud has mirror writes waiting for it (each refusing the mirror's
+// creates): after the rollback every entry still reaches the cloud it was
+// journaled for, none the other; then mode off and mirror again keep
+// journaling and applying.
+func TestRedteamRollbackWithBothPending(t *testing.T) {
+	c := newCloud(t, translate.SideIBM)
+	sec := newSecondaryCloud(t, c.dir, true)
+	var blockIBM, blockKS atomic.Bool
+	sec.h = blockMirror(sec.h, &blockKS)
+	sec.down()
+	sec.up()
+	ibm := httptest.NewServer(blockMirror(httputilProxy(c.upURL), &blockIBM))
+	t.Cleanup(ibm.Close)
+	c.upURL = ibm.URL
+	env := migrationEnv(t, sec, "mirror", fileJournal(t))
+	ibmFirst := append([]string{"CREDBRIDGE_LISTEN=127.0.0.1:0", "CREDBRIDGE_ADMIN_LISTEN=127.0.0.1:0", "CREDBRIDGE_UPSTREAM_URL=" + c.upURL,
+		"CREDBRIDGE_IDENTITY_URL=" + c.idURL, "CREDBRIDGE_UPSTREAM_DIALECT=ec2blob", "CREDBRIDGE_UPSTREAM_FLAVOR=ibm"}, env...)
+	rt := startRuntime(t, mustLoad(t, ibmFirst), Options{})
+	base := "http://" + rt.Addr()
+	pending := func(n int64) func() bool {
+		return func() bool { st := migrationStatus(t, rt); return st.Journal != nil && st.Journal.Pending == n }
+	}
+
+	blockKS.Store(true)
+	ak1, sk1 := createKey(t, base, "u-alice", "for keystone")
+	eventually(t, "one entry waiting for keystone", pending(1))
+	if err := rt.Reload(mustLoad(t, swappedEnv(c, sec, env))); err != nil {
+		t.Fatal(err)
+	}
+	blockIBM.Store(true)
+	ak2, sk2 := createKey(t, base, "u-bob", "for ibm")
+	if _, ok := sec.store.Get(ak2); !ok {
+		t.Fatal("after the cut a create did not go to the new primary")
+	}
+	eventually(t, "an entry waiting for each cloud", pending(2))
+	if err := rt.Reload(mustLoad(t, ibmFirst)); err != nil { // the rollback
+		t.Fatal(err)
+	}
+	blockKS.Store(false)
+	blockIBM.Store(false)
+	eventually(t, "both entries applied after the rollback", pending(0))
+	if k, ok := sec.store.Get(ak1); !ok || k.SK != sk1 {
+		t.Fatalf("the entry for keystone: %+v (found %v)", k, ok)
+	}
+	if k, ok := c.store.Get(ak2); !ok || k.SK != sk2 {
+		t.Fatalf("the entry for ibm: %+v (found %v)", k, ok)
+	}
+
+	off := append(append([]string{}, ibmFirst...), "CREDBRIDGE_MIGRATION_MODE=off")
+	if err := rt.Reload(mustLoad(t, off)); err != nil {
+		t.Fatal(err)
+	}
+	ak3, _ := createKey(t, base, "u-te", "while off")
+	if err := rt.Reload(mustLoad(t, ibmFirst)); err != nil {
+		t.Fatal(err)
+	}
+	ak4, sk4 := createKey(t, base, "u-te", "mirror again")
+	eventually(t, "mirror again after off", func() bool { k, ok := sec.store.Get(ak4); return ok && k.SK == sk4 })
+	if _, ok := sec.store.Get(ak3); ok {
+		t.Fatal("a write made while mode was off was mirrored")
+	}
+	eventually(t, "the journal empty", pending(0))
+}
