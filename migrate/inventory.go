@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/credbridge/credbridge/translate"
+	"github.com/tidwall/gjson"
 )
 
 // Sides are the two clouds as the migrate commands read them.
@@ -140,6 +141,11 @@ func ListKeys(ctx context.Context, b Backend, name, user string) ([]translate.Cr
 	if !ok {
 		return nil, &ReadError{Side: name, User: user, Status: st, Err: fmt.Errorf("the answer is not a list of credentials")}
 	}
+	if paged(body) {
+		// Keys past the page would look missing: on the primary's side a key on
+		// both reads as secondary-only, which --prune deletes.
+		return nil, &ReadError{Side: name, User: user, Status: st, Err: fmt.Errorf("the answer is one page of several (truncated, or a links.next): raise the side's list limit")}
+	}
 	return out, nil
 }
 
@@ -159,4 +165,11 @@ func GetKey(ctx context.Context, b Backend, access string) (c translate.Cred, fo
 		return c, false, fmt.Errorf("reading key %q: the answer is not that credential", access)
 	}
 	return c.Clone(), true, nil
+}
+
+// paged: a list answer says more keys follow (Keystone's "truncated" under
+// list_limit, or a links.next to follow).
+func paged(body []byte) bool {
+	r := gjson.GetManyBytes(body, "truncated", "links.next")
+	return r[0].Bool() || r[1].Type == gjson.String && r[1].Str != ""
 }
