@@ -813,3 +813,75 @@ func TestRedteamPagedList(t *testing.T) {
 		})
 	}
 }
+
+// TestRedteamNonEC2AndHugeLists: a Keystone secondary also lists a user's
+// other credential types (totp, cert): they are not access keys — never
+// compared, never pruned, their blob never printed. A list answer larger
+// than the client reads (MaxAnswerBytes) is a read error, exit 2.
+func TestRedteamNonEC2AndHugeLists(t *testing.T) {
+	t.Run("totp on the secondary", func(t *testing.T) {
+		c := newCloud(t, translate.SideIBM)
+		sec := newSecondaryCloud(t, c.dir, true)
+		var deletes, injected atomic.Int64
+		inner := sec.h
+		sec.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodDelete {
+				deletes.Add(1)
+			}
+			if r.Method != http.MethodGet || r.URL.Query().Get("user_id") != "u-alice" {
+				inner.ServeHTTP(w, r)
+				return
+			}
+			rec := httptest.NewRecorder()
+			inner.ServeHTTP(rec, r)
+			body := strings.Replace(rec.Body.String(), `"credentials":[`,
+				`"credentials":[{"type":"totp","user_id":"u-alice","id":"totp-1","blob":"TOTPSEEDSECRETVALUE"},{"type":"cert","user_id":"u-alice","id":"cert-1","blob":"{\"access\":\"AKCERT\"}"},`, 1)
+			body = strings.Replace(body, `,]`, `]`, 1)
+			if strings.Contains(body, "TOTPSEED") {
+				injected.Add(1)
+			}
+			w.WriteHeader(rec.Code)
+			_, _ = io.WriteString(w, body)
+		})
+		sec.down()
+		sec.up()
+		keys := seedKeys(c.store, []string{"u-alice"}, 1)
+		for _, k := range keys {
+			sec.store.Put(k)
+		}
+		cfg := migrateConfig(t, c, translate.SideIBM, sec, "CREDBRIDGE_MIGRATION_USER_MAP_FILE="+userMap(t, "u-alice"))
+		s := migrateRun(t, cfg, MigrateOptions{Command: "sync", Prune: true})
+		v := migrateRun(t, cfg, MigrateOptions{Command: "verify", JSON: true})
+		if injected.Load() == 0 {
+			t.Fatal("no list carried the other credential types: nothing proven")
+		}
+		if s.code != ExitOK || v.code != ExitOK || deletes.Load() != 0 {
+			t.Fatalf("sync --prune %d, verify %d, %d deletes; want 0, 0, none\n%s%s", s.code, v.code, deletes.Load(), s.stdout, v.stdout)
+		}
+		if strings.Contains(s.stdout+s.stderr+v.stdout+v.stderr, "TOTPSEED") || strings.Contains(v.stdout, "AKCERT") {
+			t.Fatal("a non-ec2 credential was read as a key")
+		}
+	})
+	t.Run("a list larger than the client reads", func(t *testing.T) {
+		c := hostilePrimary(t, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+			if r.Method != http.MethodGet || r.URL.Query().Get("user_id") == "" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			_, _ = io.WriteString(w, `{"credentials":[`)
+			one := `{"user_id":"u-alice","blob":{"access":"AKHUGE","secret":"huge-secret-xxxxxxxxxxxxxxxx"}},`
+			for n := 0; n < 5<<20; n += len(one) {
+				_, _ = io.WriteString(w, one)
+			}
+			_, _ = io.WriteString(w, `{}]}`)
+		})
+		sec := newSecondaryCloud(t, c.dir, true)
+		cfg := migrateConfig(t, c, translate.SideIBM, sec, "CREDBRIDGE_MIGRATION_USER_MAP_FILE="+userMap(t, "u-alice"))
+		for _, cmd := range []string{"verify", "sync"} {
+			o := migrateRun(t, cfg, MigrateOptions{Command: cmd})
+			if o.code != ExitCannotRun || strings.Contains(o.stdout+o.stderr, "huge-secret") || sec.posts.Load() != 0 {
+				t.Fatalf("%s with a 5 MiB list: exit %d, %d creates\n%s%s", cmd, o.code, sec.posts.Load(), o.stdout, o.stderr)
+			}
+		}
+	})
+}
