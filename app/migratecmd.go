@@ -300,7 +300,7 @@ func (m *migration) resume(ctx context.Context) (migrate.SyncResult, error) {
 		return migrate.SyncResult{}, err
 	}
 	fmt.Fprintf(m.o.Stderr, "sync: %d writes journaled by an interrupted run; applying them first\n", n)
-	res, err := m.mirror.Resume(ctx, migrate.SyncOptions{Workers: 4 * m.o.Concurrency})
+	res, err := m.mirror.Resume(ctx, migrate.SyncOptions{Workers: 4 * m.o.Concurrency, Primary: m.sides.Primary})
 	out := migrate.SyncResult{Journaled: res.Journaled}
 	out.Add(res)
 	return out, err
@@ -319,12 +319,13 @@ func (m *migration) sync(ctx context.Context, res migrate.SyncResult) (int, erro
 	bar := newProgress(m.o.Stderr, "syncing", p.Actions(m.o.Prune))
 	run, err := m.mirror.Sync(ctx, p, migrate.SyncOptions{Prune: m.o.Prune, Workers: 4 * m.o.Concurrency, Progress: bar.set, Journaled: res.Journaled, Primary: m.sides.Primary})
 	bar.finish()
-	res.Created, res.Updated, res.Pruned, res.Undone = run.Created, run.Updated, run.Pruned, run.Undone
+	res.Created, res.Updated, res.Pruned = run.Created, run.Updated, run.Pruned
+	res.Undone += run.Undone
 	res.Failed = append(res.Failed, run.Failed...)
 	res.Pending += run.Pending
 	if err == nil && len(res.Journaled) > 0 {
 		var last migrate.SyncResult
-		last, err = m.mirror.Resume(ctx, migrate.SyncOptions{Workers: 4 * m.o.Concurrency})
+		last, err = m.mirror.Resume(ctx, migrate.SyncOptions{Workers: 4 * m.o.Concurrency, Primary: m.sides.Primary})
 		res.Add(last)
 		res.Pending = last.Pending // all that is left in the journal
 	}

@@ -59,12 +59,12 @@ func (o *SyncOptions) defaults() {
 // their effect, and nothing is done twice.
 func (m *Mirror) Resume(ctx context.Context, o SyncOptions) (SyncResult, error) {
 	o.defaults()
-	var r SyncResult
+	t := &tally{}
 	stuck := map[string]bool{} // keys whose head entry failed its attempts this run
 	for ctx.Err() == nil {
 		entries, err := m.o.Journal.Next(ctx, 1024, 0)
 		if err != nil {
-			return r, err
+			return t.r, err
 		}
 		var heads []Entry
 		seen := map[string]bool{}
@@ -77,17 +77,22 @@ func (m *Mirror) Resume(ctx context.Context, o SyncOptions) (SyncResult, error) 
 		if len(heads) == 0 {
 			break
 		}
-		var mu sync.Mutex
 		m.parallel(len(heads), o.Workers, func(i int) {
-			out, why := m.settle(ctx, heads[i], o.Attempts)
-			mu.Lock()
-			defer mu.Unlock()
-			r.count(heads[i], out, why)
+			e := heads[i]
+			out, why := m.settle(ctx, e, o.Attempts)
+			t.count(e, out, why)
 			if out == OutcomeRetry {
-				stuck[heads[i].KeyID] = true
+				t.mu.Lock()
+				stuck[e.KeyID] = true
+				t.mu.Unlock()
+			}
+			if e.Op == "create" && out == OutcomeDone {
+				// journaled by an earlier run: the key may be gone from the primary since
+				m.recheck(ctx, &o, t, translate.Cred{Access: e.Access, Status: statusOf(e.Status), Description: e.Desc})
 			}
 		})
 	}
+	r := t.r
 	left, err := m.o.Journal.Next(ctx, 1<<20, 0)
 	r.Pending, r.Journaled = len(left), map[string]bool{} // what is left, failed here or not reached
 	for _, e := range left {
@@ -96,38 +101,38 @@ func (m *Mirror) Resume(ctx context.Context, o SyncOptions) (SyncResult, error) 
 	return r, errors.Join(err, ctx.Err())
 }
 
+// active: both dialects read no status as active.
+func active(s translate.Status) bool { return s != translate.StatusInactive }
+
+// tally is a run's result, counted from every worker.
+type tally struct {
+	mu sync.Mutex
+	r  SyncResult
+}
+
+func (t *tally) count(e Entry, outcome, why string) {
+	t.mu.Lock()
+	t.r.count(e, outcome, why)
+	t.mu.Unlock()
+}
+
 // Sync applies p through the journal: each write is journaled (durable, the
 // secret sealed) before it is applied by the mirror's own apply, so a run cut
 // short resumes where it stopped and a key applied twice changes nothing.
 func (m *Mirror) Sync(ctx context.Context, p *Plan, o SyncOptions) (SyncResult, error) {
 	o.defaults()
 	var (
-		r     SyncResult
-		mu    sync.Mutex
+		t     = &tally{}
 		done  atomic.Int64
 		total = p.Actions(o.Prune)
 	)
-	write := func(op translate.Op, c translate.Cred) string {
-		e, ok := m.entry(ctx, Write{Op: op, Key: c})
-		if ok && o.Journaled[e.KeyID] {
-			return OutcomeRetry // counted in Resume's Pending: an older entry of the key waits in the journal
-		}
-		out, why := OutcomeFailed, "not replicable (see divergences)"
-		if ok {
-			out, why = m.journalAndSettle(ctx, e, o.Attempts)
-		}
-		mu.Lock()
-		r.count(e, out, why)
-		mu.Unlock()
-		return out
-	}
 	step := func(op translate.Op, c translate.Cred) {
-		out := write(op, c)
+		out := m.write(ctx, &o, t, op, c)
 		if o.Progress != nil {
 			o.Progress(int(done.Add(1)), total)
 		}
-		if op == translate.OpCreate && out == OutcomeDone && o.Primary != nil {
-			m.recheck(ctx, o.Primary, c, write, &r, &mu)
+		if op == translate.OpCreate && out == OutcomeDone {
+			m.recheck(ctx, &o, t, c)
 		}
 	}
 	m.parallel(len(p.work), o.Workers, func(i int) {
@@ -145,30 +150,47 @@ func (m *Mirror) Sync(ctx context.Context, p *Plan, o SyncOptions) (SyncResult, 
 			step(translate.OpUpdate, c)
 		}
 	})
-	return r, ctx.Err()
+	return t.r, ctx.Err()
 }
 
-// recheck reads c back from the primary after its create: gone there, it is
-// deleted again; changed (status, description), it is updated. A primary that
-// does not answer leaves it to verify.
-func (m *Mirror) recheck(ctx context.Context, primary Backend, c translate.Cred, write func(translate.Op, translate.Cred) string, r *SyncResult, mu *sync.Mutex) {
-	cur, found, err := GetKey(ctx, primary, c.Access)
+// write journals one write of sync's and applies it.
+func (m *Mirror) write(ctx context.Context, o *SyncOptions, t *tally, op translate.Op, c translate.Cred) string {
+	e, ok := m.entry(ctx, Write{Op: op, Key: c})
+	if ok && o.Journaled[e.KeyID] {
+		return OutcomeRetry // counted in Resume's Pending: an older entry of the key waits in the journal
+	}
+	out, why := OutcomeFailed, "not replicable (see divergences)"
+	if ok {
+		out, why = m.journalAndSettle(ctx, e, o.Attempts)
+	}
+	t.count(e, out, why)
+	return out
+}
+
+// recheck reads c back from the primary (o.Primary) after its create: gone
+// there, it is deleted again; changed (status, description), it is updated.
+// A primary that does not answer leaves it to verify.
+func (m *Mirror) recheck(ctx context.Context, o *SyncOptions, t *tally, c translate.Cred) {
+	if o.Primary == nil {
+		return
+	}
+	cur, found, err := GetKey(ctx, o.Primary, c.Access)
 	switch {
 	case err != nil:
 		return
 	case !found:
 		c.UserID = "" // the delete needs only the key
-		if write(translate.OpDelete, c) == OutcomeDone {
-			mu.Lock()
-			r.Pruned--
-			r.Created--
-			r.Undone++
-			mu.Unlock()
+		if m.write(ctx, o, t, translate.OpDelete, c) == OutcomeDone {
+			t.mu.Lock()
+			t.r.Pruned--
+			t.r.Created--
+			t.r.Undone++
+			t.mu.Unlock()
 		}
-	case cur.Status != c.Status || cur.Description != c.Description:
+	case active(cur.Status) != active(c.Status) || cur.Description != c.Description:
 		cur.Secret, cur.UserID = "", c.UserID // an update never carries a secret
 		cur.HasDescription = true             // none on the primary: none on the secondary
-		write(translate.OpUpdate, cur)
+		m.write(ctx, o, t, translate.OpUpdate, cur)
 	}
 }
 
@@ -228,6 +250,7 @@ func (r *SyncResult) count(e Entry, outcome, why string) {
 // Add folds a resumed run's counts into r.
 func (r *SyncResult) Add(o SyncResult) {
 	r.Resumed += o.Created + o.Updated + o.Pruned
+	r.Undone += o.Undone
 	r.Failed = append(r.Failed, o.Failed...)
 	r.Pending += o.Pending
 }
