@@ -196,12 +196,9 @@ func tokenFromFile(missing, path string) (upstream.TokenSource, error) {
 
 // read lists the users, then every user's keys on both sides.
 func (m *migration) read(ctx context.Context) (*migrate.Inventory, error) {
-	users := m.sides.Users.Users()
-	if users == nil {
-		var err error
-		if users, err = m.identityUsers(ctx); err != nil {
-			return nil, err
-		}
+	users, err := m.usersToRead(ctx)
+	if err != nil {
+		return nil, err
 	}
 	m.users = users
 	bar := newProgress(m.o.Stderr, "reading keys", len(users))
@@ -217,6 +214,33 @@ func (m *migration) plan(inv *migrate.Inventory) *migrate.Plan {
 
 func (m *migration) verify(inv *migrate.Inventory) migrate.Report {
 	return inv.Verify(m.fp, m.sides.Users, migrate.EndpointOf(m.primary), migrate.EndpointOf(m.secondary))
+}
+
+// usersToRead are the identity service's users, and with a user map its
+// users too: a user the map leaves out who holds keys is reported
+// (unmapped_user), and their keys are never taken for secondary-only. With a
+// map, an identity service that cannot list is a warning, not a failure.
+func (m *migration) usersToRead(ctx context.Context) ([]string, error) {
+	mapped := m.sides.Users.Users()
+	listed, err := m.identityUsers(ctx)
+	switch {
+	case mapped == nil:
+		return listed, err
+	case err != nil:
+		fmt.Fprintf(m.o.Stderr, "credbridge migrate: %v; reading the users of migration.user_map_file only (keys of users it leaves out are not seen)\n", err)
+		return mapped, nil
+	}
+	seen := make(map[string]bool, len(mapped))
+	for _, u := range mapped {
+		seen[u] = true
+	}
+	for _, u := range listed {
+		if !seen[u] {
+			mapped = append(mapped, u)
+		}
+	}
+	sort.Strings(mapped)
+	return mapped, nil
 }
 
 // identityUsers lists the identity service's users (GET /v3/users, following

@@ -32,8 +32,12 @@ type UserKeys struct {
 // Inventory is every listed user's keys on both sides.
 type Inventory struct {
 	Users []UserKeys
-	// Unmapped are primary users a set user map does not list: not read.
-	Unmapped []string
+	// Unmapped are primary users a set user map does not list who hold keys
+	// on the primary: nothing of theirs is copied. UnmappedKeys are those keys
+	// (so --prune never deletes one that sits on the secondary under a mapped
+	// user). A user without keys is not reported.
+	Unmapped     []string
+	UnmappedKeys []translate.Cred
 }
 
 // ReadError is a read that one side did not answer: the commands cannot say
@@ -58,11 +62,7 @@ func ReadAll(ctx context.Context, s Sides, users []string) (*Inventory, error) {
 	inv := &Inventory{}
 	var todo []UserKeys
 	for _, u := range users {
-		me, ok := s.Users.Secondary(u)
-		if !ok {
-			inv.Unmapped = append(inv.Unmapped, u)
-			continue
-		}
+		me, _ := s.Users.Secondary(u) // unmapped: Mapped "", the primary is read alone
 		todo = append(todo, UserKeys{User: u, Mapped: me.Secondary})
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -106,14 +106,23 @@ feed:
 	if first == nil && ctx.Err() != nil {
 		first = ctx.Err()
 	}
-	inv.Users = todo
+	for _, u := range todo {
+		switch {
+		case u.Mapped != "":
+			inv.Users = append(inv.Users, u)
+		case len(u.Primary) > 0:
+			inv.Unmapped = append(inv.Unmapped, u.User)
+			inv.UnmappedKeys = append(inv.UnmappedKeys, u.Primary...)
+		}
+	}
 	return inv, first
 }
 
-// readUser lists one user's keys on both sides.
+// readUser lists one user's keys on both sides (the primary alone for a user
+// the map does not list).
 func readUser(ctx context.Context, s Sides, u *UserKeys) error {
 	var err error
-	if u.Primary, err = ListKeys(ctx, s.Primary, "primary", u.User); err != nil {
+	if u.Primary, err = ListKeys(ctx, s.Primary, "primary", u.User); err != nil || u.Mapped == "" {
 		return err
 	}
 	u.Secondary, err = ListKeys(ctx, s.Secondary, "secondary", u.Mapped)

@@ -167,6 +167,9 @@ func (inv *Inventory) owners(users *UserMap) *owners {
 			o.secondary[c.Access] = c.UserID
 		}
 	}
+	for _, c := range inv.UnmappedKeys { // held on the primary: never secondary-only
+		o.primary[c.Access] = append(o.primary[c.Access], "unmapped user "+c.UserID)
+	}
 	return o
 }
 
