@@ -1,0 +1,41 @@
+package bench
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// floor.awk prints the ratios issue 18 judges make floor by, from the run's own
+// lines; the input is a real floor.sh run (2026-12-01, before any change of it).
+func TestFloorRatios(t *testing.T) {
+	tests := []struct {
+		name, input string
+		want        []string
+	}{
+		{"a full run", "testdata/floor.txt", []string{
+			"credbridge-B2A-Pgo / floor-nethttp-Pgo: req/s 0.82x (21533 vs 26389), CPU/req 1.29x (50.0 vs 38.8 us) NOT met",
+			"credbridge-B2A-P1 / floor-nethttp-P1: req/s 0.63x (22806 vs 35961), CPU/req 1.80x (48.5 vs 27.0 us) NOT met",
+			"credbridge-B2A-Pgo / nginx-lua-B2A: 0.66x",
+			"floor-fasthttp-P1 / nginx-lua-B2A: 1.16x",
+		}},
+		{"a run that meets it", "testdata/floor-met.txt", []string{
+			"credbridge-B2A-Pgo / floor-nethttp-Pgo: req/s 0.90x (27000 vs 30000), CPU/req 1.10x (33.0 vs 30.0 us) met",
+			"credbridge-B2A-P1 / floor-nethttp-P1: req/s 0.85x (25500 vs 30000), CPU/req 1.25x (37.5 vs 30.0 us) NOT met",
+		}},
+		{"peers only", "testdata/peers.txt", []string{"credbridge-B2A-Pgo / floor-nethttp-Pgo: missing"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := exec.Command("awk", "-f", "floor.awk", tc.input).CombinedOutput()
+			if err != nil {
+				t.Fatalf("awk: %v\n%s", err, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("missing %q in\n%s", w, out)
+				}
+			}
+		})
+	}
+}
