@@ -89,7 +89,7 @@ func (s *Server) handle(rt route, serve func(*call) *translate.Error) echo.Handl
 func (s *Server) limited(k *call, serve func(*call) *translate.Error) *translate.Error {
 	defer s.inflight.Add(-1)
 	if n := s.inflight.Add(1); n > s.maxFlight {
-		k.c.Response().Header()["Retry-After"] = []string{"1"}
+		k.c.Response().Header()["Retry-After"] = retryAfter1[:1:1]
 		return translate.ErrUnavailable("too many requests in flight; retry shortly")
 	}
 	return serve(k)
