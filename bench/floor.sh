@@ -5,7 +5,9 @@
 # Drives each target like ../shared/bench/run.sh (wrk -t1 -c32, the B2A PATCH):
 #   nginx-lua-B2A            the peer (before and after the rest; the ratios use the mean)
 #   floor-nethttp / -fasthttp bench/cmd/credbridge-floor on net/http's server (echo's) or
-#                            fasthttp's: one fixed oscred PUT per request, nothing else
+#                            fasthttp's: one fixed oscred PUT per request, nothing else;
+#                            floor-nethttp runs before and after credbridge (the ratios
+#                            use the mean: the load of a shared box drifts within a run)
 #   credbridge-B2A           the bridge with ../shared/bench/credbridge-bench.yaml
 # each with Go's choice of procs and with GOMAXPROCS=1, then the ratios (bench/floor.awk):
 # credbridge against floor-nethttp in req/s and CPU per request, and every Go target
@@ -49,6 +51,7 @@ start() { # name procs command...
     start floor-nethttp "$procs" "$W/floor" -server nethttp
     start floor-fasthttp "$procs" "$W/floor" -server fasthttp
     start credbridge-B2A "$procs" "$BIN" serve --config "$SHARED/credbridge-bench.yaml"
+    start floor-nethttp-again "$procs" "$W/floor" -server nethttp
   done
   run nginx-lua-B2A-again http://127.0.0.1:18091 "$PEERS"
 } | tee "$W/out.txt"

@@ -23,6 +23,11 @@ func TestFloorRatios(t *testing.T) {
 			"credbridge-B2A-Pgo / floor-nethttp-Pgo: req/s 0.90x (27000 vs 30000), CPU/req 1.10x (33.0 vs 30.0 us) met",
 			"credbridge-B2A-P1 / floor-nethttp-P1: req/s 0.85x (25500 vs 30000), CPU/req 1.25x (37.5 vs 30.0 us) NOT met",
 		}},
+		{"the floor before and after credbridge", "testdata/floor-again.txt", []string{
+			"credbridge-B2A-Pgo / floor-nethttp-Pgo: req/s 0.86x (18000 vs 21000), CPU/req 1.31x (55.0 vs 42.0 us) NOT met",
+			"credbridge-B2A-P1 / floor-nethttp-P1: req/s 0.87x (26000 vs 30000), CPU/req 1.13x (34.0 vs 30.0 us) met",
+			"floor-nethttp-Pgo / nginx-lua-B2A: 1.05x",
+		}},
 		{"peers only", "testdata/peers.txt", []string{"credbridge-B2A-Pgo / floor-nethttp-Pgo: missing"}},
 	}
 	for _, tc := range tests {
