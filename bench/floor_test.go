@@ -44,3 +44,22 @@ func TestFloorRatios(t *testing.T) {
 		})
 	}
 }
+
+// latency.awk ends make latency with credbridge's p99 over direct-A per rate;
+// the input is a real run (2026-12-02 00:52, load 3.6).
+func TestLatencyAdded(t *testing.T) {
+	out, err := exec.Command("awk", "-f", "latency.awk", "testdata/latency.txt").CombinedOutput()
+	if err != nil {
+		t.Fatalf("awk: %v\n%s", err, out)
+	}
+	for _, w := range []string{
+		"direct-A RESULT rate=1000", // the input passes through
+		"credbridge-B2A at 1000 req/s: p99 -0.9 ms over direct-A (4.8 vs 5.6 ms)\n",
+		"credbridge-B2A at 2500 req/s: p99 +12.8 ms over direct-A (15.5 vs 2.6 ms) NOT met",
+		"credbridge-B2A at 5000 req/s: p99 +38.4 ms over direct-A (83.8 vs 45.4 ms) NOT met",
+	} {
+		if !strings.Contains(string(out), w) {
+			t.Errorf("missing %q in\n%s", w, out)
+		}
+	}
+}
