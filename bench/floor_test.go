@@ -6,8 +6,23 @@ import (
 	"testing"
 )
 
+// awkHas runs an awk script of this folder over input and fails unless every
+// line of want is in its output.
+func awkHas(t *testing.T, script, input string, want []string) {
+	t.Helper()
+	out, err := exec.Command("awk", "-f", script, input).CombinedOutput()
+	if err != nil {
+		t.Fatalf("awk: %v\n%s", err, out)
+	}
+	for _, w := range want {
+		if !strings.Contains(string(out), w) {
+			t.Errorf("missing %q in\n%s", w, out)
+		}
+	}
+}
+
 // floor.awk prints the ratios issue 18 judges make floor by, from the run's own
-// lines; the input is a real floor.sh run (2026-12-01, before any change of it).
+// lines; the first input is a real floor.sh run (2026-12-01, before any change of it).
 func TestFloorRatios(t *testing.T) {
 	tests := []struct {
 		name, input string
@@ -31,35 +46,17 @@ func TestFloorRatios(t *testing.T) {
 		{"peers only", "testdata/peers.txt", []string{"credbridge-B2A-Pgo / floor-nethttp-Pgo: missing"}},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			out, err := exec.Command("awk", "-f", "floor.awk", tc.input).CombinedOutput()
-			if err != nil {
-				t.Fatalf("awk: %v\n%s", err, out)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(string(out), w) {
-					t.Errorf("missing %q in\n%s", w, out)
-				}
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { awkHas(t, "floor.awk", tc.input, tc.want) })
 	}
 }
 
 // latency.awk ends make latency with credbridge's p99 over direct-A per rate;
 // the input is a real run (2026-12-02 00:52, load 3.6).
 func TestLatencyAdded(t *testing.T) {
-	out, err := exec.Command("awk", "-f", "latency.awk", "testdata/latency.txt").CombinedOutput()
-	if err != nil {
-		t.Fatalf("awk: %v\n%s", err, out)
-	}
-	for _, w := range []string{
+	awkHas(t, "latency.awk", "testdata/latency.txt", []string{
 		"direct-A RESULT rate=1000", // the input passes through
 		"credbridge-B2A at 1000 req/s: p99 -0.9 ms over direct-A (4.8 vs 5.6 ms)\n",
 		"credbridge-B2A at 2500 req/s: p99 +12.8 ms over direct-A (15.5 vs 2.6 ms) NOT met",
 		"credbridge-B2A at 5000 req/s: p99 +38.4 ms over direct-A (83.8 vs 45.4 ms) NOT met",
-	} {
-		if !strings.Contains(string(out), w) {
-			t.Errorf("missing %q in\n%s", w, out)
-		}
-	}
+	})
 }
