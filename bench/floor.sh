@@ -5,10 +5,13 @@
 # Drives each target like ../shared/bench/run.sh (wrk -t1 -c32, the B2A PATCH):
 #   nginx-lua-B2A            the peer (before and after the rest; the ratios use the mean)
 #   floor-nethttp / -fasthttp bench/cmd/credbridge-floor on net/http's server (echo's) or
-#                            fasthttp's: one fixed oscred PUT per request, nothing else
+#                            fasthttp's: one fixed oscred PUT per request, nothing else;
+#                            floor-nethttp runs before and after credbridge (the ratios
+#                            use the mean: the load of a shared box drifts within a run)
 #   credbridge-B2A           the bridge with ../shared/bench/credbridge-bench.yaml
-# each with Go's choice of procs and with GOMAXPROCS=1. Machines are shared and
-# noisy: read ratios within one run only.
+# each with Go's choice of procs and with GOMAXPROCS=1, then the ratios (bench/floor.awk):
+# credbridge against floor-nethttp in req/s and CPU per request, and every Go target
+# against the peer. Machines are shared and noisy: read ratios within one run only.
 set -u
 BIN=${1:?usage: bench/floor.sh ./bin/credbridge [duration]}
 DUR=${2:-8s}
@@ -48,10 +51,8 @@ start() { # name procs command...
     start floor-nethttp "$procs" "$W/floor" -server nethttp
     start floor-fasthttp "$procs" "$W/floor" -server fasthttp
     start credbridge-B2A "$procs" "$BIN" serve --config "$SHARED/credbridge-bench.yaml"
+    start floor-nethttp-again "$procs" "$W/floor" -server nethttp
   done
   run nginx-lua-B2A-again http://127.0.0.1:18091 "$PEERS"
 } | tee "$W/out.txt"
-echo "# req/s against the peer (mean of its two runs); P = Go's choice of procs or GOMAXPROCS=1"
-awk '{ for (i = 2; i <= NF; i++) if ($i ~ /^rps=/) { split($i, kv, "="); r[$1] = kv[2] } }
-  END { peer = (r["nginx-lua-B2A"] + r["nginx-lua-B2A-again"]) / 2
-        for (k in r) if (k !~ /^nginx-lua/) printf "%s / nginx-lua-B2A: %.2fx\n", k, r[k] / peer }' "$W/out.txt" | sort
+awk -f "$HERE/floor.awk" "$W/out.txt"

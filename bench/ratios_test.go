@@ -2,12 +2,7 @@
 // holds ratios.awk to the figures it must print from a real run.sh output.
 package bench
 
-import (
-	"os"
-	"os/exec"
-	"strings"
-	"testing"
-)
+import "testing"
 
 func TestRatios(t *testing.T) {
 	tests := []struct {
@@ -25,23 +20,6 @@ func TestRatios(t *testing.T) {
 		{"peers only", "testdata/peers.txt", []string{"# ratios: no credbridge run in this output"}},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			in, err := os.Open(tc.input)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer in.Close()
-			cmd := exec.Command("awk", "-f", "ratios.awk")
-			cmd.Stdin = in
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("awk: %v\n%s", err, out)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(string(out), w) {
-					t.Errorf("missing %q in\n%s", w, out)
-				}
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { awkHas(t, "ratios.awk", tc.input, tc.want) })
 	}
 }

@@ -7,18 +7,19 @@ import (
 	"sync"
 	"time"
 
+	"github.com/credbridge/credbridge/logging"
 	"github.com/credbridge/credbridge/translate"
 )
 
 // accessLog writes one line per request: never a token, a body or a secret.
 // The error field is the one place an error's cause is logged.
-func (s *Server) accessLog(k *call, status int, d time.Duration) {
+func (s *Server) accessLog(k *call, status int, end time.Time, d time.Duration) {
 	if !s.log.Enabled(k.ctx, slog.LevelInfo) {
 		return
 	}
 	r := k.c.Request()
 	if s.accessOut != nil {
-		s.writeAccessLine(k, r, status, d)
+		s.writeAccessLine(k, r, status, end, d)
 		return
 	}
 	attrs := make([]slog.Attr, 0, 12)
@@ -29,7 +30,7 @@ func (s *Server) accessLog(k *call, status int, d time.Duration) {
 	if k.who != nil {
 		attrs = append(attrs, slog.String("user_id", k.who.UserID))
 	}
-	if tid := traceID(k.ctx, r); tid != "" {
+	if tid := s.traceID(k, r); tid != "" {
 		attrs = append(attrs, slog.String("trace_id", tid))
 	}
 	if k.err != nil {
@@ -42,10 +43,10 @@ var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b 
 
 // writeAccessLine appends the access line by hand: the same fields and shape
 // as the slog path above, one Write.
-func (s *Server) writeAccessLine(k *call, r *http.Request, status int, d time.Duration) {
+func (s *Server) writeAccessLine(k *call, r *http.Request, status int, end time.Time, d time.Duration) {
 	bp := linePool.Get().(*[]byte)
 	b := append((*bp)[:0], `{"time":"`...)
-	b = time.Now().AppendFormat(b, time.RFC3339Nano)
+	b = logging.AppendTime(b, end)
 	b = append(b, `","level":"INFO","msg":"request","method":`...)
 	b = translate.AppendString(b, r.Method)
 	b = append(b, `,"path":`...)
@@ -66,7 +67,7 @@ func (s *Server) writeAccessLine(k *call, r *http.Request, status int, d time.Du
 		b = append(b, `,"user_id":`...)
 		b = translate.AppendString(b, k.who.UserID)
 	}
-	if tid := traceID(k.ctx, r); tid != "" {
+	if tid := s.traceID(k, r); tid != "" {
 		b = append(b, `,"trace_id":"`...)
 		b = append(b, tid...)
 		b = append(b, '"')

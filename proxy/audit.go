@@ -16,7 +16,7 @@ func (s *Server) auditEvent(k *call, status int) {
 	}
 	r := k.c.Request()
 	e := audit.Event{Action: k.rt.opLabel(), Status: status, AccessKey: k.target, Owner: k.owner,
-		ClientDialect: k.client.String(), Upstream: s.side.String(), RequestID: k.reqID, TraceID: traceID(k.ctx, r)}
+		ClientDialect: k.client.String(), Upstream: s.side.String(), RequestID: k.reqID, TraceID: s.traceID(k, r)}
 	if k.err != nil {
 		e.Code = k.err.Code.String()
 	}

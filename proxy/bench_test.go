@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/credbridge/credbridge/config"
+	"github.com/credbridge/credbridge/internal/testing/fixed"
 	"github.com/credbridge/credbridge/policy"
 	"github.com/credbridge/credbridge/proxy"
 )
@@ -22,17 +23,14 @@ const (
 )
 
 // benchHandler is the full bridge handler (policy with a warm token cache,
-// translation, upstream over loopback HTTP) called in process.
-func benchHandler(b *testing.B) http.Handler {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(fixedAnswer))
-	}))
+// translation, upstream over loopback HTTP) called in process. The upstream is
+// a fixed answer on fasthttp's server (internal/testing/fixed): the allocations
+// counted are the bridge's and the test request's, not the fixture's.
+func benchHandler(b *testing.B) (http.Handler, *fixed.Server) {
+	up := fixed.Start(b, fixedAnswer)
 	idn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(fixedToken))
 	}))
-	b.Cleanup(up.Close)
 	b.Cleanup(idn.Close)
 	cfg, err := config.Load("", []string{"CREDBRIDGE_UPSTREAM_URL=" + up.URL, "CREDBRIDGE_IDENTITY_URL=" + idn.URL})
 	if err != nil {
@@ -47,11 +45,13 @@ func benchHandler(b *testing.B) http.Handler {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return p.Handler()
+	return p.Handler(), up
 }
 
-func benchRequests(b *testing.B, method, path, body string) {
-	h := benchHandler(b)
+// benchRequests serves method path body through the handler; the upstream
+// must have seen want (its method, path and body) by the end.
+func benchRequests(b *testing.B, method, path, body, want string) {
+	h, up := benchHandler(b)
 	run := func() int {
 		req := httptest.NewRequest(method, path, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
@@ -70,14 +70,19 @@ func benchRequests(b *testing.B, method, path, body string) {
 			b.Fatalf("status %d", c)
 		}
 	}
+	b.StopTimer()
+	if n := up.Requests(); n < int64(b.N) || up.Last() != want {
+		b.Fatalf("upstream saw %d requests for %d, the last %q, want %q", n, b.N, up.Last(), want)
+	}
 }
 
 // BenchmarkHandlerPatchB2A: ec2blob PATCH in, oscred PUT out (the benchmark's B2A).
 func BenchmarkHandlerPatchB2A(b *testing.B) {
-	benchRequests(b, "PATCH", "/credentials/LOSZM4YRVLKOY9ABCDEF", patchB)
+	benchRequests(b, "PATCH", "/credentials/LOSZM4YRVLKOY9ABCDEF", patchB,
+		`PUT /v3.0/OS-CREDENTIAL/credentials/LOSZM4YRVLKOY9ABCDEF {"credential":{"status":"inactive"}}`)
 }
 
 // BenchmarkHandlerPutA2A: oscred PUT passed through with policy (the A2A).
 func BenchmarkHandlerPutA2A(b *testing.B) {
-	benchRequests(b, "PUT", "/v3.0/OS-CREDENTIAL/credentials/LOSZM4YRVLKOY9ABCDEF", putA)
+	benchRequests(b, "PUT", "/v3.0/OS-CREDENTIAL/credentials/LOSZM4YRVLKOY9ABCDEF", putA, "PUT /v3.0/OS-CREDENTIAL/credentials/LOSZM4YRVLKOY9ABCDEF "+putA)
 }

@@ -54,7 +54,7 @@ func (s *Server) createSame(k *call, target string) *translate.Error {
 // the client's.
 func (s *Server) createCross(k *call, target string) *translate.Error {
 	c := s.createRequest(k, target)
-	a, err := s.send(k, http.MethodPost, upstream.BasePath(s.side), "", translate.AppendRequest(make([]byte, 0, 256), s.side, translate.OpCreate, c))
+	a, err := s.sendOut(k, http.MethodPost, upstream.BasePath(s.side), translate.AppendRequest(k.out[:0], s.side, translate.OpCreate, c))
 	if err != nil {
 		return err
 	}

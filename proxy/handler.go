@@ -71,10 +71,12 @@ func (s *Server) handle(rt route, serve func(*call) *translate.Error) echo.Handl
 			k.err = err
 			s.writeError(c, rt.side, k.reqID, err)
 		}
-		status, d := c.Response().Status, time.Since(start)
+		// One clock read for the duration and the access line's time.
+		end := time.Now()
+		status, d := c.Response().Status, end.Sub(start)
 		s.tel.Metrics.End(k.ctx, telemetry.Labels{Route: rt.path, Method: r.Method, ClientDialect: rt.side.String(), UpstreamDialect: s.side.String(), Op: rt.opLabel(), Scheme: telemetry.Scheme(r)}, status, d)
 		endServerSpan(k, span, status)
-		s.accessLog(k, status, d)
+		s.accessLog(k, status, end, d)
 		s.auditEvent(k, status) // before release: its strings may point into answers
 		k.release()
 		putBuf(in, k.body)
@@ -89,7 +91,7 @@ func (s *Server) handle(rt route, serve func(*call) *translate.Error) echo.Handl
 func (s *Server) limited(k *call, serve func(*call) *translate.Error) *translate.Error {
 	defer s.inflight.Add(-1)
 	if n := s.inflight.Add(1); n > s.maxFlight {
-		k.c.Response().Header()["Retry-After"] = []string{"1"}
+		k.c.Response().Header()["Retry-After"] = retryAfter1[:1:1]
 		return translate.ErrUnavailable("too many requests in flight; retry shortly")
 	}
 	return serve(k)

@@ -15,10 +15,32 @@ import (
 
 var noAnswer upstream.Answer
 
+// Header values every answer of a kind carries, shared by all of them: net/http
+// only reads them, and their length is their capacity, so an append by anyone
+// would copy rather than write into them. One slice less per answer.
 var (
-	ctOscred = "application/json;charset=utf8"
-	ctEC2    = "application/json; charset=utf-8"
+	ctOscred    = []string{"application/json;charset=utf8"}
+	ctEC2       = []string{"application/json; charset=utf-8"}
+	wwwAuth     = []string{`Keystone uri="/v3"`}
+	warnSecret  = []string{`299 - "secret not changed: upstream cannot change secrets"`}
+	retryAfter1 = []string{"1"}
 )
+
+// blob writes status and body as JSON of side's content type (echo's Blob
+// makes the Content-Type slice anew on every call).
+func blob(c echo.Context, side translate.Side, status int, body []byte) error {
+	ct := ctEC2
+	if side.Dialect == translate.Oscred {
+		ct = ctOscred
+	}
+	w := c.Response()
+	if h := w.Header(); len(h["Content-Type"]) == 0 { // as echo: a type already set stays
+		h["Content-Type"] = ct[:1:1]
+	}
+	w.WriteHeader(status)
+	_, err := w.Write(body)
+	return err
+}
 
 // writeError is the one place errors reach a client: its dialect, JSON, always.
 // The cause stays out of the answer; the access line carries it.
@@ -26,13 +48,9 @@ func (s *Server) writeError(c echo.Context, side translate.Side, reqID string, e
 	h := c.Response().Header()
 	s.headers(h, side, reqID, noAnswer)
 	if e.Code == translate.CodeUnauthorized && side.Dialect == translate.EC2Blob {
-		h["Www-Authenticate"] = []string{`Keystone uri="/v3"`}
+		h["Www-Authenticate"] = wwwAuth[:1:1]
 	}
-	ct := ctEC2
-	if side.Dialect == translate.Oscred {
-		ct = ctOscred
-	}
-	_ = c.Blob(e.StatusFor(side), ct, translate.AppendError(make([]byte, 0, 256), side, e))
+	_ = blob(c, side, e.StatusFor(side), translate.AppendError(make([]byte, 0, 256), side, e))
 }
 
 // reply writes a success answer (or a same-dialect upstream answer) to the client.
@@ -40,16 +58,12 @@ func (s *Server) reply(k *call, status int, body []byte, from upstream.Answer) *
 	h := k.c.Response().Header()
 	s.headers(h, k.client, k.reqID, from)
 	if k.warn {
-		h["Warning"] = []string{`299 - "secret not changed: upstream cannot change secrets"`}
+		h["Warning"] = warnSecret[:1:1]
 	}
 	if status == http.StatusNoContent || len(body) == 0 {
 		return noErr(k.c.NoContent(status))
 	}
-	ct := ctEC2
-	if k.client.Dialect == translate.Oscred {
-		ct = ctOscred
-	}
-	return noErr(k.c.Blob(status, ct, body))
+	return noErr(blob(k.c, k.client, status, body))
 }
 
 // noErr drops write errors: the client went away and there is no one to tell.

@@ -130,10 +130,13 @@ func (s *Server) translating(k *call) func() {
 func noop() {}
 
 // traceID is the request's trace: the bridge's span, else the caller's
-// traceparent when tracing is off.
-func traceID(ctx context.Context, r *http.Request) string {
-	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-		return sc.TraceID().String()
+// traceparent when tracing is off (then no span is in the context, and the
+// walk up net/http's context chain to find none is skipped).
+func (s *Server) traceID(k *call, r *http.Request) string {
+	if s.tel.Tracing {
+		if sc := trace.SpanContextFromContext(k.ctx); sc.IsValid() {
+			return sc.TraceID().String()
+		}
 	}
 	if tp := r.Header.Get("Traceparent"); translate.ValidTraceparent(tp) {
 		return tp[3:35]

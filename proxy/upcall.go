@@ -17,6 +17,15 @@ func (s *Server) send(k *call, method, path, query string, body []byte) (upstrea
 	return s.sendTo(k, s.up, tok, method, path, query, body)
 }
 
+// sendOut sends body, rendered into the call's answer buffer k.out: the
+// buffer is free again once the request is written (upstream.Request), and
+// keeps what it grew to for the answer rendered next.
+func (s *Server) sendOut(k *call, method, path string, body []byte) (upstream.Answer, *translate.Error) {
+	a, err := s.send(k, method, path, "", body)
+	k.out = body[:0]
+	return a, err
+}
+
 // sendTo calls backend to with token tok, in a client span, and keeps the
 // answer's buffers until the client has its answer.
 func (s *Server) sendTo(k *call, to *upstream.Client, tok, method, path, query string, body []byte) (upstream.Answer, *translate.Error) {

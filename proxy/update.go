@@ -78,7 +78,7 @@ func (s *Server) updateToOscred(k *call, upID, ak string) *translate.Error {
 	if err := s.authorizeUpdate(k, upID); err != nil {
 		return err
 	}
-	a, err := s.send(k, s.updateMethod(), s.keyPath(upID), "", translate.AppendRequest(make([]byte, 0, 128), s.side, translate.OpUpdate, k.req))
+	a, err := s.sendOut(k, s.updateMethod(), s.keyPath(upID), translate.AppendRequest(k.out[:0], s.side, translate.OpUpdate, k.req))
 	if err != nil {
 		return err
 	}
@@ -103,7 +103,7 @@ func (s *Server) updateToEC2(k *call, upID string) *translate.Error {
 		// Writing a blob without its secret would erase the key's secret upstream.
 		return translate.ErrBadGateway("upstream did not return the key's blob in full; refusing to overwrite it")
 	}
-	a, err := s.send(k, s.updateMethod(), s.keyPath(upID), "", translate.AppendRequest(make([]byte, 0, 256), s.side, translate.OpUpdate, merged))
+	a, err := s.sendOut(k, s.updateMethod(), s.keyPath(upID), translate.AppendRequest(k.out[:0], s.side, translate.OpUpdate, merged))
 	if err != nil {
 		return err
 	}

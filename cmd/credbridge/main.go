@@ -260,9 +260,12 @@ func applyProcess(cfg *config.Config, level *slog.LevelVar) {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(cfg.Log.Level)) // validated
 	level.Set(l)
-	if cfg.Runtime.GOMAXPROCS > 0 {
+	switch n, err := strconv.Atoi(os.Getenv("GOMAXPROCS")); {
+	case cfg.Runtime.GOMAXPROCS > 0:
 		runtime.GOMAXPROCS(cfg.Runtime.GOMAXPROCS)
-	} else {
+	case err == nil && n > 0:
+		runtime.GOMAXPROCS(n) // the environment's, as Go honours it (SetDefaultGOMAXPROCS would not)
+	default:
 		runtime.SetDefaultGOMAXPROCS() // back to Go's choice after a fixed count
 	}
 }

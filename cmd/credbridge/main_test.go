@@ -196,16 +196,21 @@ func TestServeReloadAndShutdown(t *testing.T) {
 // from the gauge on /metrics.
 func TestServeSetsGOMAXPROCS(t *testing.T) {
 	tests := []struct {
-		name, runtime, want string
+		name, runtime, env, want string
 	}{
-		{"default is Go's choice", "", strconv.Itoa(runtime.GOMAXPROCS(0))},
-		{"fixed count", "runtime: {gomaxprocs: 3}\n", "3"},
+		{"default is Go's choice", "", "", strconv.Itoa(runtime.GOMAXPROCS(0))},
+		{"fixed count", "runtime: {gomaxprocs: 3}\n", "", "3"},
+		{"the environment's GOMAXPROCS", "", "GOMAXPROCS=1", "1"},
+		{"config over environment", "runtime: {gomaxprocs: 3}\n", "GOMAXPROCS=1", "3"},
 	}
 	re := regexp.MustCompile(`(?m)^credbridge_gomaxprocs (\d+)$`)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			listen, admin := freeAddr(t), freeAddr(t)
 			cmd := exec.Command(bin, "serve", "--config", writeFile(t, "listen: "+listen+"\nadmin_listen: "+admin+"\n"+tc.runtime))
+			if tc.env != "" {
+				cmd.Env = append(os.Environ(), tc.env)
+			}
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
