@@ -560,3 +560,35 @@ func TestMigrateHostileSecondary(t *testing.T) {
 		t.Fatalf("sync --prune of a key it must not touch: exit %d, want 1\n%s", s.code, s.stdout)
 	}
 }
+
+// TestMigrateUnmappedHolder: with a user map, a user it leaves out who holds
+// keys is reported, and their key is never pruned from the secondary where it
+// sits under a mapped user.
+func TestMigrateUnmappedHolder(t *testing.T) {
+	c := newCloud(t, translate.SideIBM)
+	sec := newSecondaryCloud(t, c.dir, true)
+	bob := emulator.Key{AK: "AKBOBUNMAPPED", SK: "bob-unmapped-secret-xxxxxxxxxxxxxxxxxxxx", UserID: "u-bob", ProjectID: "p-demo", Active: true, StatusSet: true}
+	c.store.Put(bob)
+	onSec := bob
+	onSec.UserID = "u-alice"
+	sec.store.Put(onSec)
+	m := filepath.Join(t.TempDir(), "users.yaml")
+	if err := os.WriteFile(m, []byte("- {primary: u-alice, secondary: u-alice}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := migrateConfig(t, c, translate.SideIBM, sec, "CREDBRIDGE_MIGRATION_USER_MAP_FILE="+m)
+	r := decodeReport(t, migrateRun(t, cfg, MigrateOptions{Command: "verify", JSON: true}))
+	kinds := ""
+	for _, d := range r.Divergences {
+		kinds += d.Kind + ":" + d.Owner + " "
+	}
+	if !strings.Contains(kinds, "unmapped_user:u-bob") || strings.Contains(kinds, "missing_on_primary") {
+		t.Fatalf("verify with bob unmapped: %s", kinds)
+	}
+	if s := migrateRun(t, cfg, MigrateOptions{Command: "sync", Prune: true}); s.code != ExitDiffers {
+		t.Fatalf("sync --prune with an unmapped holder: exit %d, want 1\n%s", s.code, s.stdout)
+	}
+	if _, ok := sec.store.Get(bob.AK); !ok {
+		t.Fatal("sync --prune deleted a key the primary holds for an unmapped user")
+	}
+}
