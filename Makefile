@@ -11,7 +11,7 @@ IMAGE   ?= credbridge:dev
 APT     := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 FUZZTIME ?= 15s
 
-.PHONY: build run test deps lint bench bench-deps latency floor fuzz soak image clean migrate-bench
+.PHONY: build run test deps lint bench bench-deps latency coldstart floor fuzz soak image clean migrate-bench
 SOAK_DURATION ?= 2m
 
 build:
@@ -71,6 +71,11 @@ bench: build bench-deps
 ## latency: fixed-rate p50/p99/p99.9 for direct, nginx-lua and credbridge
 latency: build bench-deps
 	bench/latency.sh ./$(BIN) 1000,2500,5000 5s
+
+## coldstart: a fresh bridge hit at once with 5,000 req/s open loop, three runs:
+## p50/p99/p99.9 over the first 5 s, peak RSS and the verdict (p99 < 25 ms, VmHWM < 64 MiB)
+coldstart: build bench-deps
+	bench/coldstart.sh ./$(BIN) 3
 
 ## floor: the ceiling — Go's HTTP servers doing none of the bridge's work
 ## (bench/cmd/credbridge-floor) next to the nginx+Lua peer and credbridge, in one run

@@ -25,6 +25,22 @@ type Target struct {
 	// request that finds no idle connection dials one — on a small machine the
 	// generator's own dial storm then dominates what it measures.
 	Conns int
+	// Window, when set, also reports the latencies of the requests scheduled
+	// in each consecutive window of that length (Result.Windows): where in the
+	// run a tail sits, e.g. a cold start's first 100 ms against the rest.
+	Window time.Duration
+}
+
+// Window is the latency of the requests scheduled in [Start, Start+window).
+type Window struct {
+	Start         time.Duration
+	N             int
+	P50, P99, Max time.Duration
+}
+
+func (w Window) String() string {
+	return fmt.Sprintf("from_ms=%d n=%d p50_us=%d p99_us=%d max_us=%d",
+		w.Start.Milliseconds(), w.N, w.P50.Microseconds(), w.P99.Microseconds(), w.Max.Microseconds())
 }
 
 // Result summarises a run.
@@ -34,6 +50,7 @@ type Result struct {
 	Errors    int
 	P50, P99  time.Duration
 	P999, Max time.Duration
+	Windows   []Window // with Target.Window only
 }
 
 func (r Result) String() string {
@@ -86,17 +103,34 @@ func Run(t Target, rate int, d time.Duration) Result {
 			r.Errors++
 		}
 	}
-	sort.Slice(lat, func(a, b int) bool { return lat[a] < lat[b] })
-	pct := func(p float64) time.Duration {
-		if len(lat) == 0 {
-			return 0
-		}
-		i := int(p * float64(len(lat)-1))
-		return lat[i]
+	if t.Window > 0 {
+		r.Windows = windows(lat, interval, t.Window)
 	}
-	r.P50, r.P99, r.P999 = pct(0.50), pct(0.99), pct(0.999)
-	if len(lat) > 0 {
-		r.Max = lat[len(lat)-1]
-	}
+	sortDurations(lat)
+	r.P50, r.P99, r.P999, r.Max = pct(lat, 0.50), pct(lat, 0.99), pct(lat, 0.999), pct(lat, 1)
 	return r
+}
+
+// windows splits lat, in scheduled order one interval apart, into windows of
+// length w; lat is left as it was.
+func windows(lat []time.Duration, interval, w time.Duration) []Window {
+	per := max(int(w/interval), 1)
+	var out []Window
+	for i := 0; i < len(lat); i += per {
+		part := append([]time.Duration(nil), lat[i:min(i+per, len(lat))]...)
+		sortDurations(part)
+		out = append(out, Window{Start: time.Duration(i) * interval, N: len(part),
+			P50: pct(part, 0.50), P99: pct(part, 0.99), Max: pct(part, 1)})
+	}
+	return out
+}
+
+func sortDurations(d []time.Duration) { sort.Slice(d, func(a, b int) bool { return d[a] < d[b] }) }
+
+// pct is the p-quantile of sorted (0 when empty).
+func pct(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[int(p*float64(len(sorted)-1))]
 }

@@ -59,3 +59,30 @@ func TestRunCapsConnectionsAndChargesTheWait(t *testing.T) {
 		t.Fatalf("the queue's wait was not charged: %s", r)
 	}
 }
+
+// With Window set, a stall at the start shows in the first window only: the
+// requests scheduled during it are charged for it, the later ones are not.
+func TestRunWindowsPlaceAStartStall(t *testing.T) {
+	start := time.Now()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if time.Since(start) < 150*time.Millisecond {
+			time.Sleep(150*time.Millisecond - time.Since(start))
+		}
+	}))
+	defer srv.Close()
+	r := Run(Target{Method: "GET", URL: srv.URL, Header: http.Header{}, Window: 200 * time.Millisecond}, 200, time.Second)
+	if len(r.Windows) != 5 {
+		t.Fatalf("%d windows, want 5: %v", len(r.Windows), r.Windows)
+	}
+	n := 0
+	for i, w := range r.Windows {
+		n += w.N
+		if w.Start != time.Duration(i)*200*time.Millisecond || !(w.P50 <= w.P99 && w.P99 <= w.Max) {
+			t.Fatalf("window %d: %s", i, w)
+		}
+	}
+	first, last := r.Windows[0], r.Windows[4]
+	if n != r.Sent || first.Max < 100*time.Millisecond || last.Max >= 100*time.Millisecond || r.Max < first.Max {
+		t.Fatalf("windows %v do not place the stall (run %s)", r.Windows, r)
+	}
+}

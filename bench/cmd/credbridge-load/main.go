@@ -6,6 +6,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -29,6 +30,8 @@ func main() {
 	dur := flag.Duration("duration", 5*time.Second, "time at each rate")
 	name := flag.String("name", "target", "name printed before each RESULT")
 	conns := flag.Int("conns", 128, "most connections to the target, as wrk2's -c (0: no cap; each request that finds none idle dials one)")
+	await := flag.Duration("await", 0, "first wait up to this long for the URL's port to accept a TCP connection, then start at once (0: start at once)")
+	window := flag.Duration("window", 0, "also print p50/p99/max of the requests scheduled in each window of this length (0: none)")
 	var hdr headers
 	flag.Var(&hdr, "header", "Name: value (repeatable)")
 	flag.Parse()
@@ -41,7 +44,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "credbridge-load: --conns must be 0 or more")
 		os.Exit(2)
 	}
-	t := loadgen.Target{Method: *method, URL: *target, Header: http.Header{}, Body: []byte(*body), Conns: *conns}
+	t := loadgen.Target{Method: *method, URL: *target, Header: http.Header{}, Body: []byte(*body), Conns: *conns, Window: *window}
 	for _, h := range hdr {
 		k, v, ok := strings.Cut(h, ":")
 		if !ok {
@@ -50,12 +53,43 @@ func main() {
 		}
 		t.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
 	}
+	if *await > 0 {
+		if err := awaitAccept(u.Host, *await); err != nil {
+			fmt.Fprintf(os.Stderr, "credbridge-load: %v\n", err)
+			os.Exit(1)
+		}
+	}
 	for _, r := range strings.Split(*rates, ",") {
 		rate, err := strconv.Atoi(strings.TrimSpace(r))
 		if err != nil || rate <= 0 || rate > 50000 {
 			fmt.Fprintf(os.Stderr, "credbridge-load: bad rate %q\n", r)
 			os.Exit(2)
 		}
-		fmt.Printf("%s RESULT %s\n", *name, loadgen.Run(t, rate, *dur))
+		res := loadgen.Run(t, rate, *dur)
+		fmt.Printf("%s RESULT %s\n", *name, res)
+		for _, w := range res.Windows {
+			fmt.Printf("%s WINDOW rate=%d %s\n", *name, rate, w)
+		}
+	}
+}
+
+// awaitAccept dials addr until a connection is accepted or within is over. It
+// is the readiness a cold-start run waits for: the listen socket, not /readyz
+// and not a first request, which would warm the target before it is measured.
+// The probe connection is closed at once; it carries no request.
+func awaitAccept(addr string, within time.Duration) error {
+	if !strings.Contains(addr, ":") {
+		addr += ":80"
+	}
+	end := time.Now().Add(within)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err == nil {
+			return c.Close()
+		}
+		if time.Now().After(end) {
+			return fmt.Errorf("%s did not accept within %s: %v", addr, within, err)
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }
