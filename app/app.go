@@ -115,7 +115,6 @@ func Build(cfg *config.Config, o Options, stats *policy.CacheStats) (*Built, err
 		b.Close()
 		return nil, err
 	}
-	po.Upstream.Warm = upstreamWarmConns
 	b.Proxy, err = proxy.New(po, proxy.Deps{Validator: b.Cache, Owners: b.Cache.Owners(cfg.Upstream.URL), Rules: rules, Tokens: tokens, Log: log, Telemetry: tel, AccessLog: o.AccessLog, Audit: o.Audit, Mirror: o.mirror()})
 	if err != nil {
 		b.Close()
@@ -123,16 +122,6 @@ func Build(cfg *config.Config, o Options, stats *policy.CacheStats) (*Built, err
 	}
 	return b, nil
 }
-
-// upstreamWarmConns are dialed toward the upstream each time a config is built
-// (start and reload, so a reload's new pool is warm too), before the listener
-// opens. A bridge started under traffic otherwise dials one connection per
-// request of its first burst, all at once: cold at 5,000 req/s, the first 300 ms
-// cost 220-236 ms of CPU and 1,700-2,800 page faults with p99 20-57 ms; warmed
-// with 32, 173-225 ms, 1,070-1,400 faults and p99 4-29 ms (docs/performance.md,
-// "Cold start"). 128 did no better than 32 and leaves more idle connections on
-// the backend (closed after upstream.idle_timeout when no traffic comes).
-const upstreamWarmConns = 32
 
 // Options are the process-wide parts a runtime uses; they outlive reloads.
 type Options struct {

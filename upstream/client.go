@@ -42,12 +42,6 @@ type Options struct {
 	// IdleTimeout: an idle connection is closed after it (0: DefaultIdleTimeout).
 	// It must stay below the backend's keep-alive timeout.
 	IdleTimeout time.Duration
-	// Warm: New dials this many connections (at most MaxConns) and leaves them
-	// idle in the pool, waiting for them at most WarmWait (0: none, the pool
-	// fills on demand). Risk: that many idle connections on the backend for up
-	// to IdleTimeout when no traffic comes; a backend that is down delays New
-	// by WarmWait.
-	Warm int
 }
 
 // Client is the pooled client toward the backend. It is fasthttp's HostClient
@@ -67,8 +61,6 @@ type Client struct {
 	tr      *transport
 	timeout time.Duration
 	peer    string
-	// warmed is how many connections Options.Warm had ready when New returned.
-	warmed int
 }
 
 // Answer is what the backend said. Body and headers stay valid until Release.
@@ -137,14 +129,10 @@ func New(o Options) (*Client, error) {
 	// only while creates and resends are that many at once.
 	fresh := hostClient(o, addr, u.Scheme == "https", tc)
 	fresh.Dial = func(addr string) (net.Conn, error) { return fasthttp.DialTimeout(addr, dialTimeout) }
-	cl := &Client{
+	return &Client{
 		side: o.Side, base: u.Scheme + "://" + u.Host, prefix: strings.TrimRight(u.Path, "/"),
 		host: u.Host, scheme: u.Scheme, hc: hc, fresh: fresh, tr: tr, timeout: o.Timeout, peer: o.Peer,
-	}
-	if o.Warm > 0 {
-		cl.warmed = cl.warm(min(o.Warm, max(o.MaxConns, 1)), WarmWait)
-	}
-	return cl, nil
+	}, nil
 }
 
 const dialTimeout = 5 * time.Second
