@@ -11,10 +11,10 @@
 # balancer without a readiness gate) sends as soon as the port takes connections.
 # Anything later — a first request, a warm-up — would hide what is measured.
 # CB_COLD_TRACE=1 also samples, every 100 ms, the bridge's connections toward the
-# upstream (:18081) and the identity service (:18082), the accept queue of :8080,
-# reads goroutines from admin /metrics at the end, and counts GC cycles (GODEBUG=gctrace=1); the
-# sampling costs CPU, so verdict runs leave it off. CB_COLD_WINDOW (default 500ms)
-# is the window of the per-window p99 line.
+# upstream (:18081) and the identity service (:18082) and the accept queue of
+# :8080, reads the goroutines from admin /metrics 1 s in, and counts GC cycles
+# (GODEBUG=gctrace=1); the sampling costs CPU, so verdict runs leave it off.
+# CB_COLD_WINDOW (default 500ms) is the window of the per-window p99 line.
 set -u
 BIN=${1:?usage: bench/coldstart.sh ./bin/credbridge [runs] [rate] [duration]}
 RUNS=${2:-3}; RATE=${3:-5000}; DUR=${4:-5s}
