@@ -58,6 +58,14 @@ func runMigrate(ctx context.Context, cfg *config.Config, o MigrateOptions) (int,
 	if o.Command == "status" {
 		return migrateStatus(ctx, cfg, o)
 	}
+	if cfg.Migration.Secondary.Dialect == "oscred" && o.Command != "verify" {
+		// oscred mints its own key pair on create: a copy would be another key,
+		// and the client's AK/SK would not work on the new cloud.
+		if o.Command == "sync" {
+			return ExitCannotRun, errors.New("migration.secondary.dialect: oscred makes its own key pairs, so sync cannot copy one (verify compares; owners re-key through the bridge)")
+		}
+		fmt.Fprintln(o.Stderr, "credbridge migrate plan: the secondary is oscred, which makes its own key pairs: sync cannot copy the creates below")
+	}
 	env, err := openMigration(cfg, o)
 	if err != nil {
 		return ExitCannotRun, err

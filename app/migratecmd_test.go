@@ -329,6 +329,7 @@ func TestMigrateCannotRun(t *testing.T) {
 		{"secondary unreachable", []string{"CREDBRIDGE_MIGRATION_SECONDARY_URL=http://127.0.0.1:1"}, MigrateOptions{Command: "verify", JSON: true}, "secondary"},
 		{"no journal key", []string{"CREDBRIDGE_MIGRATION_MODE=shadow", "CREDBRIDGE_MIGRATION_JOURNAL_KEY_FILE="}, MigrateOptions{Command: "plan"}, "migration.journal_key_file"},
 		{"passthrough primary without a token file", []string{"CREDBRIDGE_UPSTREAM_AUTH_MODE=passthrough", "CREDBRIDGE_UPSTREAM_AUTH_TOKEN_FILE="}, MigrateOptions{Command: "verify"}, "--primary-token-file"},
+		{"sync toward an oscred secondary", []string{"CREDBRIDGE_MIGRATION_MODE=shadow", "CREDBRIDGE_MIGRATION_SECONDARY_DIALECT=oscred"}, MigrateOptions{Command: "sync"}, "migration.secondary.dialect"},
 		{"token without an admin role", []string{"CREDBRIDGE_UPSTREAM_AUTH_TOKEN_FILE=" + secretFile(t, "demo-alice-token")}, MigrateOptions{Command: "verify"}, "administrator"},
 	}
 	for _, tc := range cases {
