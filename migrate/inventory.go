@@ -71,38 +71,23 @@ func ReadAll(ctx context.Context, s Sides, users []string) (*Inventory, error) {
 		mu    sync.Mutex
 		first error
 		done  int
-		wg    sync.WaitGroup
 	)
-	next := make(chan int)
-	for w := 0; w < max(1, s.Concurrency); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				err := readUser(ctx, s, &todo[i])
-				mu.Lock()
-				if err != nil && first == nil {
-					first = err
-					cancel()
-				}
-				done++
-				if s.Progress != nil {
-					s.Progress(done, len(todo))
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-feed:
-	for i := range todo {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
+	parallel(len(todo), max(1, s.Concurrency), func(i int) {
+		if ctx.Err() != nil {
+			return // a read failed: the rest is not asked for
 		}
-	}
-	close(next)
-	wg.Wait()
+		err := readUser(ctx, s, &todo[i])
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil && first == nil {
+			first = err
+			cancel()
+		}
+		done++
+		if s.Progress != nil {
+			s.Progress(done, len(todo))
+		}
+	})
 	if first == nil && ctx.Err() != nil {
 		first = ctx.Err()
 	}

@@ -77,7 +77,7 @@ func (m *Mirror) Resume(ctx context.Context, o SyncOptions) (SyncResult, error) 
 		if len(heads) == 0 {
 			break
 		}
-		m.parallel(len(heads), o.Workers, func(i int) {
+		parallel(len(heads), o.Workers, func(i int) {
 			e := heads[i]
 			out, why := m.settle(ctx, e, o.Attempts)
 			t.count(e, out, why)
@@ -135,7 +135,7 @@ func (m *Mirror) Sync(ctx context.Context, p *Plan, o SyncOptions) (SyncResult, 
 			m.recheck(ctx, &o, t, c)
 		}
 	}
-	m.parallel(len(p.work), o.Workers, func(i int) {
+	parallel(len(p.work), o.Workers, func(i int) {
 		w := p.work[i]
 		if o.Prune {
 			for _, c := range w.prune {
@@ -256,7 +256,7 @@ func (r *SyncResult) Add(o SyncResult) {
 }
 
 // parallel runs fn(0..n-1) on at most workers goroutines.
-func (m *Mirror) parallel(n, workers int, fn func(i int)) {
+func parallel(n, workers int, fn func(i int)) {
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for w := 0; w < min(n, workers); w++ {
