@@ -10,12 +10,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/credbridge/credbridge/config"
 	"github.com/credbridge/credbridge/emulator"
+	bt "github.com/credbridge/credbridge/internal/testing/bridgetest"
 	"github.com/credbridge/credbridge/translate"
 )
 
@@ -591,5 +593,75 @@ func TestMigrateUnmappedHolder(t *testing.T) {
 	}
 	if _, ok := sec.store.Get(bob.AK); !ok {
 		t.Fatal("sync --prune deleted a key the primary holds for an unmapped user")
+	}
+}
+
+// TestReloadUnderWritesLosesNothing: clients keep creating keys while the
+// migration section is reloaded again and again (each reload builds a new
+// mirror over the same journal, the old one stopping): every create a client
+// was told succeeded reaches the secondary with its secret.
+func TestReloadUnderWritesLosesNothing(t *testing.T) {
+	c := newCloud(t, translate.SideIBM)
+	sec := newSecondaryCloud(t, c.dir, true)
+	env := append(migrationEnv(t, sec, "mirror", fileJournal(t)), "CREDBRIDGE_UPSTREAM_DIALECT=ec2blob", "CREDBRIDGE_UPSTREAM_FLAVOR=ibm")
+	rt, _ := startBridge(t, c, env...)
+	base := "http://" + rt.Addr()
+	users := []string{"u-alice", "u-bob", "u-te", "u-admin", "u-svc"}
+	stop := make(chan struct{})
+	var mu sync.Mutex
+	made := map[string]string{}
+	var wg sync.WaitGroup
+	var writes atomic.Int64
+	for _, u := range users {
+		wg.Add(1)
+		go func() { // create and delete in turn until the reloads end; keep the last key
+			defer wg.Done()
+			for {
+				ak, sk := createKey(t, base, u, "under reload")
+				writes.Add(1)
+				select {
+				case <-stop:
+					mu.Lock()
+					made[ak] = sk
+					mu.Unlock()
+					return
+				default:
+				}
+				if r := bt.Do(t, base, http.MethodDelete, oscredPath+"/"+ak, bt.Admin, "", ""); r.Status != http.StatusNoContent {
+					t.Errorf("delete: %d", r.Status)
+					return
+				}
+			}
+		}()
+	}
+	base0 := append([]string{"CREDBRIDGE_LISTEN=127.0.0.1:0", "CREDBRIDGE_ADMIN_LISTEN=127.0.0.1:0",
+		"CREDBRIDGE_UPSTREAM_URL=" + c.upURL, "CREDBRIDGE_IDENTITY_URL=" + c.idURL}, env...)
+	for i := 0; i < 20; i++ {
+		cfg, err := config.Load("", append(base0, fmt.Sprintf("CREDBRIDGE_MIGRATION_SAMPLE=0.%d", i%9+1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rt.Reload(cfg); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	eventually(t, "the journal drained", func() bool { return migrationStatus(t, rt).Journal.Pending == 0 })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(made) != len(users) || writes.Load() < 4*int64(len(users)) {
+		t.Fatalf("%d keys kept, %d creates during the reloads: too few to prove anything", len(made), writes.Load())
+	}
+	for ak, sk := range made {
+		if k, ok := sec.store.Get(ak); !ok || k.SK != sk {
+			t.Fatalf("%s, acknowledged during the reloads, is not on the secondary with its secret (found %v)", ak, ok)
+		}
+	}
+	for _, k := range sec.store.Keys(nil) {
+		if _, kept := made[k.AK]; !kept {
+			t.Fatalf("%s was deleted on the primary but is on the secondary", k.AK)
+		}
 	}
 }

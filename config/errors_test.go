@@ -120,7 +120,15 @@ func TestEnvironment(t *testing.T) {
 			}
 		})
 	}
-	c, err := Load("", []string{"CREDBRIDGE_POLICY_ADMIN_ROLES=a, ,b", "CREDBRIDGE_POLICY_RULES_DELETE=admin"})
+	// An optional scalar (a pointer field) takes its value too; a bad one names it.
+	c, err := Load("", []string{"CREDBRIDGE_MIGRATION_SAMPLE=0.25"})
+	if err != nil || c.Migration.SampleRate() != 0.25 {
+		t.Fatalf("CREDBRIDGE_MIGRATION_SAMPLE=0.25: %v, sample %v", err, c.Migration.SampleRate())
+	}
+	if _, err := Load("", []string{"CREDBRIDGE_MIGRATION_SAMPLE=half"}); err == nil || !strings.Contains(err.Error(), `migration.sample): cannot parse "half" as a number`) {
+		t.Fatalf("CREDBRIDGE_MIGRATION_SAMPLE=half: %v", err)
+	}
+	c, err = Load("", []string{"CREDBRIDGE_POLICY_ADMIN_ROLES=a, ,b", "CREDBRIDGE_POLICY_RULES_DELETE=admin"})
 	if err != nil || strings.Join(c.Policy.AdminRoles, "|") != "a|b" || strings.Join(c.Policy.Rules["delete"], "|") != "admin" {
 		t.Fatalf("%v %+v", err, c)
 	}

@@ -94,6 +94,13 @@ func setScalar(f reflect.Value, s string) error {
 		return nil
 	}
 	switch {
+	case f.Kind() == reflect.Pointer && f.Type().Elem().Kind() != reflect.Struct:
+		// an optional scalar (migration.sample: unset means its default)
+		v := reflect.New(f.Type().Elem())
+		if err := setScalar(v.Elem(), s); err != nil {
+			return err
+		}
+		f.Set(v)
 	case f.Type() == durType:
 		d, err := time.ParseDuration(s)
 		if err != nil {
