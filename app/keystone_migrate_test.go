@@ -30,6 +30,18 @@ func TestRealKeystoneSync(t *testing.T) {
 	srv := httptest.NewServer(ibm.Handler())
 	t.Cleanup(srv.Close)
 
+	// The Keystone is the package's: other tests may have left alice and bob
+	// keys, more than the IBM side's quota of two. Start from none.
+	for _, u := range []keystone.User{k.Alice, k.Bob} {
+		r := bt.Do(t, k.URL, http.MethodGet, "/v3/credentials?user_id="+u.ID, u.Token, "", "")
+		var l struct{ Credentials []struct{ ID string } }
+		if r.Status != http.StatusOK || json.Unmarshal(r.Body, &l) != nil {
+			t.Fatalf("listing %s's credentials: %d %s", u.Name, r.Status, r.Body)
+		}
+		for _, c := range l.Credentials {
+			deleteCredential(t, k.URL, c.ID, u.Token)
+		}
+	}
 	want := map[string]string{}
 	for i, u := range []keystone.User{k.Alice, k.Bob} {
 		ak, sk := fmt.Sprintf("AKKEYSTONESYNC%d", i), fmt.Sprintf("keystone-sync-secret-%d-0123456789abcdefghij", i)
@@ -40,20 +52,7 @@ func TestRealKeystoneSync(t *testing.T) {
 			t.Fatalf("seeding Keystone: %d %s", r.Status, r.Body)
 		}
 		id, tok := translate.HashID(ak), u.Token
-		t.Cleanup(func() { // the shared Keystone outlives the test: leave it as found
-			req, _ := http.NewRequest(http.MethodDelete, k.URL+"/v3/credentials/"+id, nil)
-			req.Header.Set("X-Auth-Token", tok)
-			req.Close = true // uwsgi closes after each answer: no kept connection to race
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Errorf("deleting the seeded key: %v", err)
-				return
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusNoContent {
-				t.Errorf("deleting the seeded key: %d", resp.StatusCode)
-			}
-		})
+		t.Cleanup(func() { deleteCredential(t, k.URL, id, tok) }) // the shared Keystone outlives the test
 		want[ak] = sk
 	}
 	cfg, err := config.Load("", append(k.BridgeEnv(),
@@ -82,5 +81,23 @@ func TestRealKeystoneSync(t *testing.T) {
 		if strings.Contains(s.stdout+s.stderr, secret) {
 			t.Fatal("sync printed a secret or the admin's token")
 		}
+	}
+}
+
+// deleteCredential deletes one Keystone credential on a connection of its own
+// (uwsgi closes after each answer: no kept connection to race).
+func deleteCredential(t *testing.T, base, id, token string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodDelete, base+"/v3/credentials/"+id, nil)
+	req.Header.Set("X-Auth-Token", token)
+	req.Close = true
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Errorf("deleting credential %s: %v", id, err)
+		return
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Errorf("deleting credential %s: %d", id, resp.StatusCode)
 	}
 }

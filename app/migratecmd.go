@@ -354,6 +354,7 @@ func (m *migration) sync(ctx context.Context, res migrate.SyncResult) (int, erro
 	res.Created, res.Updated, res.Pruned = run.Created, run.Updated, run.Pruned
 	res.Undone += run.Undone
 	res.Failed = append(res.Failed, run.Failed...)
+	res.Waiting = append(res.Waiting, run.Waiting...)
 	res.Pending += run.Pending
 	if err == nil && len(res.Journaled) > 0 {
 		var last migrate.SyncResult

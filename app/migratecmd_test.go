@@ -422,7 +422,7 @@ func TestMigrateSyncResumes(t *testing.T) {
 	}
 	f.fail.Store(true)
 	second := migrateRun(t, cfg, MigrateOptions{Command: "sync"})
-	if second.code != ExitDiffers || summary(second.stdout, "still journaled") == 0 {
+	if second.code != ExitDiffers || summary(second.stdout, "still journaled") == 0 || !strings.Contains(second.stdout, "secondary answered 500") {
 		t.Fatalf("sync with creates failing: exit %d\n%s%s", second.code, second.stdout, second.stderr)
 	}
 	f.fail.Store(false)

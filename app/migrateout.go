@@ -200,6 +200,7 @@ func printSyncSummary(out io.Writer, p *migrate.Plan, r migrate.SyncResult, prun
 		}
 		fmt.Fprintf(out, "  %s %s: %s\n", f.Op, shown(f.Access), shown(f.Why))
 	}
+	printWaiting(out, r.Waiting, r.Pending)
 	printDivergences(out, "conflicts", p.Conflicts)
 	for i, r := range p.NeedsRekey {
 		if i == shownLines {
@@ -291,4 +292,30 @@ func adminStatus(ctx context.Context, addr string) (*migrate.Status, error) {
 		return nil, err
 	}
 	return &st, nil
+}
+
+// printWaiting lists why writes are still journaled (a secondary's quota, a
+// refusal that may pass): each write once, with the last reason it got.
+func printWaiting(out io.Writer, waiting []migrate.Failure, pending int) {
+	if pending == 0 || len(waiting) == 0 {
+		return
+	}
+	last := map[string]migrate.Failure{}
+	var order []string
+	for _, w := range waiting {
+		k := w.Op + " " + w.Access
+		if _, seen := last[k]; !seen {
+			order = append(order, k)
+		}
+		last[k] = w
+	}
+	fmt.Fprintln(out, "still journaled:")
+	for i, k := range order {
+		if i == shownLines {
+			fmt.Fprintf(out, "  … and %d more\n", len(order)-shownLines)
+			return
+		}
+		w := last[k]
+		fmt.Fprintf(out, "  %s %s: %s\n", w.Op, shown(w.Access), shown(w.Why))
+	}
 }

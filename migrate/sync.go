@@ -41,6 +41,9 @@ type SyncResult struct {
 	Undone  int
 	Failed  []Failure
 	Pending int
+	// Waiting are the last reasons of writes left to retry (an entry may
+	// appear once per pass that tried it).
+	Waiting []Failure
 	// Journaled are the keys whose entries Resume left in the journal.
 	Journaled map[string]bool
 }
@@ -236,6 +239,7 @@ func (r *SyncResult) count(e Entry, outcome, why string) {
 	switch {
 	case outcome == OutcomeRetry:
 		r.Pending++
+		r.Waiting = append(r.Waiting, Failure{Op: e.Op, Access: e.Access, Why: why, At: time.Now().UTC().Format(time.RFC3339)})
 	case outcome == OutcomeFailed:
 		r.Failed = append(r.Failed, Failure{Op: e.Op, Access: e.Access, Why: why, At: time.Now().UTC().Format(time.RFC3339)})
 	case e.Op == "create":
@@ -252,6 +256,7 @@ func (r *SyncResult) Add(o SyncResult) {
 	r.Resumed += o.Created + o.Updated + o.Pruned
 	r.Undone += o.Undone
 	r.Failed = append(r.Failed, o.Failed...)
+	r.Waiting = append(r.Waiting, o.Waiting...)
 	r.Pending += o.Pending
 }
 
