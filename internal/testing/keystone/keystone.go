@@ -204,8 +204,15 @@ func (k *Keystone) startDB() error {
 	if u, err := user.Current(); err == nil {
 		osUser = u.Username
 	}
+	// A temp dir of its own: MariaDB's default is /tmp, where two harnesses
+	// at once (two test runs on one machine) trip over each other's
+	// #sql-temptable files and mariadb-install-db aborts.
+	tmp := k.path("tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return err
+	}
 	tuning := []string{"--skip-name-resolve", "--innodb-flush-method=nosync", "--innodb-doublewrite=0",
-		"--innodb-log-file-size=16M", "--innodb-buffer-pool-size=64M"}
+		"--innodb-log-file-size=16M", "--innodb-buffer-pool-size=64M", "--tmpdir=" + tmp}
 	// The OS user gets a passwordless account over the socket (unix_socket auth).
 	install := append([]string{"--no-defaults", "--datadir=" + k.path("db"), "--user=" + osUser,
 		"--auth-root-authentication-method=socket", "--skip-test-db"}, tuning...)
