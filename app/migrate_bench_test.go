@@ -25,10 +25,7 @@ import (
 func BenchmarkMigrateSync10k(b *testing.B) {
 	const users, perUser = 5000, 2
 	dir := b.TempDir()
-	bin := filepath.Join(dir, "credbridge")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/credbridge").CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(b, dir)
 	usersFile := filepath.Join(dir, "users.yaml")
 	var u strings.Builder
 	u.WriteString("users:\n- {id: u-svc, name: svc, domain_id: d, domain_name: d, project_id: p-demo, roles: [admin], tokens: [bench-admin-token]}\n")

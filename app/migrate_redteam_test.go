@@ -175,10 +175,8 @@ func TestRedteamBrokenListAnswers(t *testing.T) {
 					t.Cleanup(srv.Close)
 					c.upURL = srv.URL
 				} else {
-					inner := sec.h
-					sec.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { broken(w, r, inner) })
-					sec.down()
-					sec.up()
+					inner := sec.handler()
+					sec.setHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { broken(w, r, inner) }))
 				}
 				cfg := migrateConfig(t, c, translate.SideIBM, sec, "CREDBRIDGE_MIGRATION_USER_MAP_FILE="+userMap(t, "u-alice"))
 				var outs []migrateOut
@@ -224,8 +222,8 @@ func TestRedteamSyncRacesLiveWrites(t *testing.T) {
 	var base string
 	const gone, off = "AKSEED000100", "AKSEED000101" // u-alice's two keys
 	var once sync.Once
-	inner := sec.h
-	sec.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	inner := sec.handler()
+	sec.setHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
 		case http.MethodDelete:
 			deletes.Add(1)
@@ -248,9 +246,7 @@ func TestRedteamSyncRacesLiveWrites(t *testing.T) {
 			})
 		}
 		inner.ServeHTTP(w, r)
-	})
-	sec.down()
-	sec.up()
+	}))
 	keys := seedKeys(c.store, []string{"u-admin", "u-alice"}, 2)
 	journal := fileJournal(t)
 	rt, _ := startBridge(t, c, append(migrationEnv(t, sec, "mirror", journal),
@@ -434,9 +430,7 @@ func TestRedteamHangingSide(t *testing.T) {
 				t.Cleanup(srv.Close)
 				c.upURL = srv.URL
 			} else {
-				sec.h = hang(t)
-				sec.down()
-				sec.up()
+				sec.setHandler(hang(t))
 			}
 			cfg := migrateConfig(t, c, translate.SideIBM, sec, append(short, "CREDBRIDGE_MIGRATION_USER_MAP_FILE="+userMap(t, "u-alice"))...)
 			for _, cmd := range []string{"plan", "verify", "sync"} {
@@ -455,16 +449,14 @@ func TestRedteamHangingSide(t *testing.T) {
 		keys := seedKeys(c.store, []string{"u-alice", "u-bob"}, 2)
 		var hanging atomic.Bool
 		hanging.Store(true)
-		inner, stuck := sec.h, hang(t)
-		sec.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inner, stuck := sec.handler(), hang(t)
+		sec.setHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodPost && hanging.Load() {
 				stuck.ServeHTTP(w, r)
 				return
 			}
 			inner.ServeHTTP(w, r)
-		})
-		sec.down()
-		sec.up()
+		}))
 		cfg := migrateConfig(t, c, translate.SideIBM, sec, append(short, "CREDBRIDGE_MIGRATION_USER_MAP_FILE="+userMap(t, "u-alice", "u-bob"))...)
 		start := time.Now()
 		first := migrateRun(t, cfg, MigrateOptions{Command: "sync"})
@@ -498,17 +490,15 @@ func TestRedteamSecondaryLies(t *testing.T) {
 		c := newCloud(t, translate.SideIBM)
 		sec := newSecondaryCloud(t, c.dir, true)
 		keys := seedKeys(c.store, []string{"u-alice"}, 2)
-		inner := sec.h
-		sec.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inner := sec.handler()
+		sec.setHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodPost {
 				w.WriteHeader(http.StatusCreated)
 				_, _ = io.WriteString(w, `{"credential":{}}`)
 				return
 			}
 			inner.ServeHTTP(w, r)
-		})
-		sec.down()
-		sec.up()
+		}))
 		cfg := migrateConfig(t, c, translate.SideIBM, sec, "CREDBRIDGE_MIGRATION_USER_MAP_FILE="+userMap(t, "u-alice"))
 		s := migrateRun(t, cfg, MigrateOptions{Command: "sync"})
 		v := migrateRun(t, cfg, MigrateOptions{Command: "verify", JSON: true})
@@ -523,8 +513,8 @@ func TestRedteamSecondaryLies(t *testing.T) {
 			c := newCloud(t, translate.SideIBM)
 			sec := newSecondaryCloud(t, c.dir, true)
 			keys := seedKeys(c.store, []string{"u-alice"}, 1)
-			inner := sec.h
-			sec.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			inner := sec.handler()
+			sec.setHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if r.Method == http.MethodPost {
 					body, _ := io.ReadAll(r.Body)
 					w.WriteHeader(st)
@@ -532,9 +522,7 @@ func TestRedteamSecondaryLies(t *testing.T) {
 					return
 				}
 				inner.ServeHTTP(w, r)
-			})
-			sec.down()
-			sec.up()
+			}))
 			cfg := migrateConfig(t, c, translate.SideIBM, sec, "CREDBRIDGE_MIGRATION_USER_MAP_FILE="+userMap(t, "u-alice"))
 			s := migrateRun(t, cfg, MigrateOptions{Command: "sync"})
 			if s.code != ExitDiffers {
@@ -605,18 +593,15 @@ func TestRedteamJSONStable(t *testing.T) {
 // gone — then run again: it exits 0, and every key is on the secondary
 // exactly once with the primary's secret and owner; a third run exits 0 too.
 func TestRedteamSyncSurvivesSIGKILL(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "credbridge")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/credbridge").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, t.TempDir())
 	c := newCloud(t, translate.SideIBM)
 	sec := newSecondaryCloud(t, c.dir, true)
 	keys := seedKeys(c.store, demoUserIDs, 2)
 	var proc atomic.Pointer[os.Process]
 	var n atomic.Int64
 	landed := make(chan struct{})
-	inner := sec.h
-	sec.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	inner := sec.handler()
+	sec.setHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && n.Add(1) == 4 {
 			defer close(landed)
 			if p := proc.Load(); p != nil {
@@ -625,9 +610,7 @@ func TestRedteamSyncSurvivesSIGKILL(t *testing.T) {
 			}
 		}
 		inner.ServeHTTP(w, r)
-	})
-	sec.down()
-	sec.up()
+	}))
 	dir := t.TempDir()
 	cfgText := fmt.Sprintf(`upstream: {dialect: ec2blob, flavor: ibm, url: %s, auth: {mode: token, token_file: %s}}
 identity: {url: %s}
@@ -714,9 +697,7 @@ func TestRedteamRollbackWithBothPending(t *testing.T) {
 	c := newCloud(t, translate.SideIBM)
 	sec := newSecondaryCloud(t, c.dir, true)
 	var blockIBM, blockKS atomic.Bool
-	sec.h = blockMirror(sec.h, &blockKS)
-	sec.down()
-	sec.up()
+	sec.setHandler(blockMirror(sec.handler(), &blockKS))
 	ibm := httptest.NewServer(blockMirror(httputilProxy(c.upURL), &blockIBM))
 	t.Cleanup(ibm.Close)
 	c.upURL = ibm.URL
@@ -824,8 +805,8 @@ func TestRedteamNonEC2AndHugeLists(t *testing.T) {
 		c := newCloud(t, translate.SideIBM)
 		sec := newSecondaryCloud(t, c.dir, true)
 		var deletes, injected atomic.Int64
-		inner := sec.h
-		sec.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inner := sec.handler()
+		sec.setHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodDelete {
 				deletes.Add(1)
 			}
@@ -843,9 +824,7 @@ func TestRedteamNonEC2AndHugeLists(t *testing.T) {
 			}
 			w.WriteHeader(rec.Code)
 			_, _ = io.WriteString(w, body)
-		})
-		sec.down()
-		sec.up()
+		}))
 		keys := seedKeys(c.store, []string{"u-alice"}, 1)
 		for _, k := range keys {
 			sec.store.Put(k)
@@ -897,16 +876,14 @@ func TestRedteamResumeOfADeletedKey(t *testing.T) {
 	sec := newSecondaryCloud(t, c.dir, true)
 	var failing atomic.Bool
 	failing.Store(true)
-	inner := sec.h
-	sec.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	inner := sec.handler()
+	sec.setHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && failing.Load() {
 			w.WriteHeader(http.StatusInternalServerError)
 			return
 		}
 		inner.ServeHTTP(w, r)
-	})
-	sec.down()
-	sec.up()
+	}))
 	keys := seedKeys(c.store, []string{"u-alice"}, 2)
 	cfg := migrateConfig(t, c, translate.SideIBM, sec, "CREDBRIDGE_MIGRATION_USER_MAP_FILE="+userMap(t, "u-alice"))
 	if first := migrateRun(t, cfg, MigrateOptions{Command: "sync"}); first.code != ExitDiffers || summary(first.stdout, "still journaled") != 2 {

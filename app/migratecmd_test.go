@@ -393,9 +393,7 @@ func TestMigrateSyncResumes(t *testing.T) {
 	c := newCloud(t, translate.SideIBM)
 	sec := newSecondaryCloud(t, c.dir, true)
 	f := &flakySecondary{}
-	sec.h = f.wrap(sec.h)
-	sec.down()
-	sec.up()
+	sec.setHandler(f.wrap(sec.handler()))
 	keys := seedKeys(c.store, demoUserIDs, 2)
 	cfg := migrateConfig(t, c, translate.SideIBM, sec)
 
@@ -448,9 +446,7 @@ func TestMigrateConcurrencyAndBackoff(t *testing.T) {
 	c := newCloud(t, translate.SideIBM)
 	sec := newSecondaryCloud(t, c.dir, true)
 	f := &flakySecondary{throttle: 4}
-	sec.h = f.wrap(sec.h)
-	sec.down()
-	sec.up()
+	sec.setHandler(f.wrap(sec.handler()))
 	keys := seedKeys(c.store, demoUserIDs, 2)
 	cfg := migrateConfig(t, c, translate.SideIBM, sec)
 	s := migrateRun(t, cfg, MigrateOptions{Command: "sync", Concurrency: 2})

@@ -34,7 +34,8 @@ const (
 type secondaryCloud struct {
 	t     *testing.T
 	store *emulator.Store
-	h     http.Handler
+	hmu   sync.Mutex
+	h     http.Handler // what answers: setHandler swaps it, live
 	addr  string
 	posts atomic.Int64 // creates received
 	mu    sync.Mutex
@@ -63,10 +64,24 @@ func newSecondaryCloud(t *testing.T, dir *emulator.Directory, keystone bool) *se
 
 func (s *secondaryCloud) url() string { return "http://" + s.addr }
 
+// handler is what answers now; setHandler replaces it for the next request
+// (tests wrap the reference server to make it fail, lie or hang).
+func (s *secondaryCloud) handler() http.Handler {
+	s.hmu.Lock()
+	defer s.hmu.Unlock()
+	return s.h
+}
+
+func (s *secondaryCloud) setHandler(h http.Handler) {
+	s.hmu.Lock()
+	s.h = h
+	s.hmu.Unlock()
+}
+
 func (s *secondaryCloud) serve(ln net.Listener) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	srv := &http.Server{Handler: s.h}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.handler().ServeHTTP(w, r) })}
 	s.srv = srv
 	go func() { _ = srv.Serve(ln) }()
 }
@@ -484,6 +499,17 @@ func TestShadowDivergences(t *testing.T) {
 	}
 }
 
+// buildBinary builds the real credbridge into dir/credbridge: the tests that
+// run it as users do (SIGKILL, the runbook, the scale benchmark).
+func buildBinary(tb testing.TB, dir string) string {
+	tb.Helper()
+	bin := filepath.Join(dir, "credbridge")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/credbridge").CombinedOutput(); err != nil {
+		tb.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
 func freeAddr(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -497,10 +523,7 @@ func freeAddr(t testing.TB) string {
 // is journaled) while the secondary is down, the bridge is killed with
 // SIGKILL before it could apply it, and the restarted bridge delivers it.
 func TestMirrorSurvivesSIGKILL(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "credbridge")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/credbridge").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, t.TempDir())
 	c := newCloud(t, translate.SideOscred)
 	sec := newSecondaryCloud(t, c.dir, true)
 	sec.down()

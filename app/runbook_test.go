@@ -25,10 +25,7 @@ func TestCutoverRunbookAsPasted(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, "bin", "credbridge"), "../cmd/credbridge")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	buildBinary(t, filepath.Join(dir, "bin")) // the runbook runs $PWD/bin/credbridge
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
