@@ -109,19 +109,10 @@ func (m *migration) printPlan(p *migrate.Plan) error {
 	fmt.Fprintf(w, "conflicts (never overwritten)\t%d\nunmapped users\t%d\n", len(p.Conflicts), len(p.UnmappedUsers))
 	_ = w.Flush()
 	refs := func(title string, list []migrate.KeyRef) {
-		for i, r := range list {
-			if i == shownLines {
-				fmt.Fprintf(m.o.Stdout, "  … and %d more (--json lists all)\n", len(list)-shownLines)
-				break
-			}
-			if i == 0 {
-				fmt.Fprintf(m.o.Stdout, "%s:\n", title)
-			}
-			fmt.Fprintf(m.o.Stdout, "  %s  owner %s\n", shown(r.Access), shown(r.Owner))
-		}
+		printList(m.o.Stdout, title, jsonLists, len(list), func(i int) string { return keyLine(list[i]) })
 	}
 	refs("create", p.Creates)
-	refs("needs_rekey: the owner rotates these through the bridge while mode is mirror", p.NeedsRekey)
+	refs(rekeyTitle, p.NeedsRekey)
 	refs("only on the secondary", p.SecondaryOnly)
 	printDivergences(m.o.Stdout, "update", p.Updates)
 	printDivergences(m.o.Stdout, "conflicts", p.Conflicts)
@@ -134,16 +125,37 @@ func (m *migration) printPlan(p *migrate.Plan) error {
 	return nil
 }
 
-func printDivergences(w io.Writer, title string, list []migrate.Divergence) {
-	for i, d := range list {
+// What the lists below say of the lines they leave out, and needs_rekey's title.
+const (
+	jsonLists  = " (--json lists all)"
+	rekeyTitle = "needs_rekey: the owner rotates these through the bridge while mode is mirror"
+)
+
+// printList prints title and n lines, at most shownLines of them; more
+// follows the count of those left out.
+func printList(w io.Writer, title, more string, n int, line func(i int) string) {
+	for i := 0; i < n; i++ {
 		if i == shownLines {
-			fmt.Fprintf(w, "  … and %d more (--json lists all)\n", len(list)-shownLines)
+			fmt.Fprintf(w, "  … and %d more%s\n", n-shownLines, more)
 			return
 		}
 		if i == 0 {
 			fmt.Fprintf(w, "%s:\n", title)
 		}
-		line := "  " + d.Kind
+		fmt.Fprintf(w, "  %s\n", line(i))
+	}
+}
+
+func keyLine(r migrate.KeyRef) string { return shown(r.Access) + "  owner " + shown(r.Owner) }
+
+func failureLine(f migrate.Failure) string {
+	return f.Op + " " + shown(f.Access) + ": " + shown(f.Why)
+}
+
+func printDivergences(w io.Writer, title string, list []migrate.Divergence) {
+	printList(w, title, jsonLists, len(list), func(i int) string {
+		d := list[i]
+		line := d.Kind
 		if d.Access != "" {
 			line += "  " + shown(d.Access)
 		}
@@ -153,8 +165,8 @@ func printDivergences(w io.Writer, title string, list []migrate.Divergence) {
 		if d.Primary != "" || d.Secondary != "" {
 			line += fmt.Sprintf("  primary %q secondary %q", d.Primary, d.Secondary)
 		}
-		fmt.Fprintln(w, line)
-	}
+		return line
+	})
 }
 
 func (m *migration) printReport(r migrate.Report) error {
@@ -190,28 +202,10 @@ func printSyncSummary(out io.Writer, p *migrate.Plan, r migrate.SyncResult, prun
 	fmt.Fprintf(w, "needs_rekey\t%d\nconflicts (never overwritten)\t%d\nunmapped users\t%d\n", len(p.NeedsRekey), len(p.Conflicts), len(p.UnmappedUsers))
 	fmt.Fprintf(w, "failed\t%d\nstill journaled (the next sync retries them)\t%d\nthrottled answers waited out (429/503)\t%d\n", len(r.Failed), r.Pending, throttled)
 	_ = w.Flush()
-	for i, f := range r.Failed {
-		if i == shownLines {
-			fmt.Fprintf(out, "  … and %d more\n", len(r.Failed)-shownLines)
-			break
-		}
-		if i == 0 {
-			fmt.Fprintln(out, "failed:")
-		}
-		fmt.Fprintf(out, "  %s %s: %s\n", f.Op, shown(f.Access), shown(f.Why))
-	}
+	printList(out, "failed", "", len(r.Failed), func(i int) string { return failureLine(r.Failed[i]) })
 	printWaiting(out, r.Waiting, r.Pending)
 	printDivergences(out, "conflicts", p.Conflicts)
-	for i, r := range p.NeedsRekey {
-		if i == shownLines {
-			fmt.Fprintf(out, "  … and %d more (migrate plan --json lists all)\n", len(p.NeedsRekey)-shownLines)
-			break
-		}
-		if i == 0 {
-			fmt.Fprintln(out, "needs_rekey: the owner rotates these through the bridge while mode is mirror:")
-		}
-		fmt.Fprintf(out, "  %s  owner %s\n", shown(r.Access), shown(r.Owner))
-	}
+	printList(out, rekeyTitle, " (migrate plan --json lists all)", len(p.NeedsRekey), func(i int) string { return keyLine(p.NeedsRekey[i]) })
 }
 
 // migrateStatus asks the running bridge (GET /migration on admin_listen),
@@ -309,13 +303,5 @@ func printWaiting(out io.Writer, waiting []migrate.Failure, pending int) {
 		}
 		last[k] = w
 	}
-	fmt.Fprintln(out, "still journaled:")
-	for i, k := range order {
-		if i == shownLines {
-			fmt.Fprintf(out, "  … and %d more\n", len(order)-shownLines)
-			return
-		}
-		w := last[k]
-		fmt.Fprintf(out, "  %s %s: %s\n", w.Op, shown(w.Access), shown(w.Why))
-	}
+	printList(out, "still journaled", "", len(order), func(i int) string { return failureLine(last[order[i]]) })
 }
