@@ -102,14 +102,7 @@ func Build(cfg *config.Config, o Options, stats *policy.CacheStats) (*Built, err
 	if err != nil {
 		return nil, err
 	}
-	var tokens upstream.TokenSource = upstream.Passthrough{}
-	switch cfg.Upstream.Auth.Mode {
-	case "token":
-		tokens = upstream.StaticToken(sec.UpstreamToken)
-	case "keystone":
-		ks := cfg.Upstream.Auth.Keystone
-		tokens = upstream.NewKeystoneLogin(upstream.Account{URL: ks.URL, UserName: ks.UserName, UserDomain: ks.UserDomain, ProjectID: ks.ProjectID}, sec.KeystonePassword, cfg.Identity.Timeout, idBase)
-	}
+	tokens := upstreamTokens(cfg, sec, idBase)
 	po, err := proxy.OptionsFrom(cfg)
 	if err != nil {
 		b.Close()
@@ -121,6 +114,19 @@ func Build(cfg *config.Config, o Options, stats *policy.CacheStats) (*Built, err
 		return nil, err
 	}
 	return b, nil
+}
+
+// upstreamTokens is the token upstream.auth sends: the caller's (passthrough),
+// a static one, or a Keystone service login over rt (identity.tls's transport).
+func upstreamTokens(cfg *config.Config, sec *config.Secrets, rt http.RoundTripper) upstream.TokenSource {
+	switch cfg.Upstream.Auth.Mode {
+	case "token":
+		return upstream.StaticToken(sec.UpstreamToken)
+	case "keystone":
+		ks := cfg.Upstream.Auth.Keystone
+		return upstream.NewKeystoneLogin(upstream.Account{URL: ks.URL, UserName: ks.UserName, UserDomain: ks.UserDomain, ProjectID: ks.ProjectID}, sec.KeystonePassword, cfg.Identity.Timeout, rt)
+	}
+	return upstream.Passthrough{}
 }
 
 // Options are the process-wide parts a runtime uses; they outlive reloads.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/credbridge/credbridge/config"
 	"github.com/credbridge/credbridge/migrate"
+	"github.com/credbridge/credbridge/policy"
 	"github.com/credbridge/credbridge/proxy"
 	"github.com/credbridge/credbridge/translate"
 	"github.com/credbridge/credbridge/upstream"
@@ -176,14 +177,12 @@ func newPrimary(cfg *config.Config, tokenFile string) (*backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &backend{c: c, url: cfg.Upstream.URL}
-	switch a := cfg.Upstream.Auth; a.Mode {
-	case "token":
-		b.tokens = upstream.StaticToken(sec.UpstreamToken)
-	case "keystone":
-		ks := a.Keystone
-		b.tokens = upstream.NewKeystoneLogin(upstream.Account{URL: ks.URL, UserName: ks.UserName, UserDomain: ks.UserDomain, ProjectID: ks.ProjectID}, sec.KeystonePassword, cfg.Identity.Timeout, nil)
-	default:
+	idBase, err := policy.NewTransport(cfg.Identity) // the service login goes through identity.tls, as serve's does
+	if err != nil {
+		return nil, err
+	}
+	b := &backend{c: c, url: cfg.Upstream.URL, tokens: upstreamTokens(cfg, sec, idBase)}
+	if cfg.Upstream.Auth.Mode == "passthrough" {
 		if b.tokens, err = tokenFromFile("upstream.auth.mode passthrough needs --primary-token-file", tokenFile); err != nil {
 			return nil, err
 		}
