@@ -89,11 +89,10 @@ func validText(v string, min, max int) bool {
 // judged from the body alone is applied here; a non-nil error is the 400 to answer.
 func ParseRequest(s Side, op Op, body []byte) (Cred, *Error) {
 	var c Cred
-	root, err := parseRoot(body)
+	cr, err := parseRoot(body)
 	if err != nil {
 		return c, err
 	}
-	cr := root.Get("credential")
 	if !cr.Exists() {
 		return c, ErrBadBody(`request body must have a "credential" object`)
 	}
@@ -108,6 +107,9 @@ func ParseRequest(s Side, op Op, body []byte) (Cred, *Error) {
 	return c, err
 }
 
+// parseRoot checks the body and returns its "credential" member (not Exists
+// when there is none). One walk of the top level finds it and refuses a
+// look-alike name; the scan has already refused a duplicate.
 func parseRoot(body []byte) (gjson.Result, *Error) {
 	if len(body) == 0 {
 		return gjson.Result{}, ErrBadBody("request body is empty")
@@ -115,13 +117,17 @@ func parseRoot(body []byte) (gjson.Result, *Error) {
 	if err := ScanBody(body); err != nil {
 		return gjson.Result{}, err
 	}
-	root := gjson.Parse(bstr(body))
+	var cr gjson.Result
 	var err *Error
-	root.ForEach(func(k, _ gjson.Result) bool {
-		err = refuseLookalike(k.Str, "credential")
+	gjson.Parse(bstr(body)).ForEach(func(k, v gjson.Result) bool {
+		if k.Str == "credential" {
+			cr = v
+		} else {
+			err = refuseLookalike(k.Str, "credential")
+		}
 		return err == nil
 	})
-	return root, err
+	return cr, err
 }
 
 // refuseLookalike refuses a member name that is one of known in another letter

@@ -274,8 +274,64 @@ func TestPeek(t *testing.T) {
 	})
 }
 
-// BenchmarkDoReused is one GET on a pooled connection: what the check before
-// reuse (one recvfrom) and the counting conn add to every upstream call.
+// The check before reuse is made until the server has kept a connection open
+// after an answer; after that a resendable call reused within keptFor goes
+// unchecked, and one the server closed meanwhile is resent, not failed.
+func TestKeptConnectionCheckedOnce(t *testing.T) {
+	list := Request{Method: "GET", Path: BasePath(translate.SideOscred)}
+	pooled := func(t *testing.T, c *Client) *conn {
+		t.Helper()
+		cc, err := c.hc.AcquireConn(time.Second, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.hc.ReleaseConn(cc)
+		return ours(cc.Conn())
+	}
+	t.Run("kept connection", func(t *testing.T) {
+		b := backend.Start(t, translate.SideOscred, emulator.Conns{})
+		c := newClient(t, translate.SideOscred, b.URL, time.Minute)
+		for i := 0; i < 10; i++ {
+			if st, body := call(t, c, list); st != 200 {
+				t.Fatalf("list %d: %d %s", i, st, body)
+			}
+		}
+		tc := pooled(t, c)
+		if b.Conns() != 1 || tc == nil || !tc.kept || tc.peeks != 1 {
+			t.Fatalf("%d connections; want 1 checked once, kept", b.Conns())
+		}
+	})
+	t.Run("closed after every answer", func(t *testing.T) {
+		b := backend.Start(t, translate.SideOscred, emulator.Conns{CloseAfterAnswer: true})
+		c := newClient(t, translate.SideOscred, b.URL, time.Minute)
+		for i := 0; i < 5; i++ {
+			if st, body := call(t, c, list); st != 200 {
+				t.Fatalf("list %d: %d %s", i, st, body)
+			}
+			time.Sleep(5 * time.Millisecond) // the FIN arrives before the next call
+		}
+		if b.Conns() != 5 {
+			t.Fatalf("%d connections for 5 lists; want 5 (each found closed by the check, none resent)", b.Conns())
+		}
+	})
+	t.Run("kept, then closed within keptFor", func(t *testing.T) {
+		b := backend.Start(t, translate.SideOscred, emulator.Conns{IdleTimeout: 100 * time.Millisecond})
+		c := newClient(t, translate.SideOscred, b.URL, time.Minute)
+		for i, pause := range []time.Duration{0, 0, 300 * time.Millisecond} {
+			time.Sleep(pause)
+			if st, body := call(t, c, list); st != 200 {
+				t.Fatalf("list %d after %s: %d %s", i, pause, st, body)
+			}
+		}
+		// One kept connection, then the resend's own after the server's close.
+		if b.Conns() != 2 {
+			t.Fatalf("%d connections; want 2", b.Conns())
+		}
+	})
+}
+
+// BenchmarkDoReused is one GET on a pooled connection: what the counting conn
+// and the reuse check (made once per kept connection) add to every upstream call.
 func BenchmarkDoReused(b *testing.B) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(`{"credentials":[]}`))
