@@ -209,15 +209,12 @@ func Start(cfg *config.Config, o Options) (*Runtime, error) {
 		return nil, fmt.Errorf("admin_listen: %v", err)
 	}
 	r.srv = &http.Server{
-		Handler:           http.HandlerFunc(r.serve),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      cfg.Upstream.Timeout + 30*time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-		ConnState:         tlsConnState(capped.ConnState),
+		Handler:        http.HandlerFunc(r.serve),
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ConnState:      tlsConnState(capped.ConnState),
 	}
+	SetClientTimeouts(r.srv, cfg.Upstream.Timeout)
 	r.admin = &http.Server{Handler: r.adminRoutes(proxy.AdminHandler(r.health, tel.MetricsHandler, cfg.Debug.PProf)), ReadHeaderTimeout: 5 * time.Second}
 	go func() { r.done <- serveErr(r.srv.Serve(r.ln)) }()
 	go func() { r.done <- serveErr(r.admin.Serve(r.adminLn)) }()
@@ -330,3 +327,16 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 
 // ShutdownTimeout is the configured drain time.
 func (r *Runtime) ShutdownTimeout() time.Duration { return r.cfg.Load().ShutdownTimeout }
+
+// SetClientTimeouts gives the client-facing server its bounds on slow clients:
+// 10 s for a request's header, 30 s for all of it, the upstream's timeout plus
+// 30 s to write the answer, 120 s idle between requests. Without them one
+// client holds a connection and a goroutine for as long as it likes
+// (slowloris); with them net/http arms and clears socket deadlines on every
+// request, which bench/floor.sh's floor-nethttp-timeouts line prices.
+func SetClientTimeouts(srv *http.Server, upstreamTimeout time.Duration) {
+	srv.ReadHeaderTimeout = 10 * time.Second
+	srv.ReadTimeout = 30 * time.Second
+	srv.WriteTimeout = upstreamTimeout + 30*time.Second
+	srv.IdleTimeout = 120 * time.Second
+}

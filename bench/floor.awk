@@ -33,6 +33,17 @@ END {
     }
     print line (ok ? " met" : " NOT met")
   }
+  # Shown, not judged: how much of the gap the slow-client timeouts alone make.
+  hdr = 0
+  for (p = 1; p <= 2; p++) {
+    P = p == 1 ? "Pgo" : "P1"
+    cb = "credbridge-B2A-" P; fl = "floor-nethttp-" P; ft = "floor-nethttp-timeouts-" P
+    if (!(cpu[ft] > 0 && cpu[fl] > 0 && rps[fl] > 0)) continue
+    if (!hdr++) print "# shown, not judged: floor-nethttp with the bridge's slow-client timeouts (app.SetClientTimeouts)"
+    line = sprintf("%s / %s: req/s %.2fx, CPU/req %.2fx (%.1f vs %.1f us)", ft, fl, rps[ft] / rps[fl], cpu[ft] / cpu[fl], cpu[ft], cpu[fl])
+    if (cpu[cb] > cpu[fl]) line = line sprintf(": %+.1f of credbridge's %+.1f us per request", cpu[ft] - cpu[fl], cpu[cb] - cpu[fl])
+    print line
+  }
   peer = (rps["nginx-lua-B2A"] + rps["nginx-lua-B2A-again"]) / 2
   if (peer <= 0) exit
   print "# req/s against the peer (mean of its two runs); P = Go's choice of procs or GOMAXPROCS=1"

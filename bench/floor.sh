@@ -4,6 +4,9 @@
 #   bench/floor.sh ./bin/credbridge [duration]
 # Drives each target like ../shared/bench/run.sh (wrk -t1 -c32, the B2A PATCH):
 #   nginx-lua-B2A            the peer (before and after the rest; the ratios use the mean)
+#   floor-nethttp-timeouts   floor-nethttp with the bridge's slow-client timeouts set
+#                            (app.SetClientTimeouts): what they cost apart from the
+#                            bridge's work; shown, not judged
 #   floor-nethttp / -fasthttp bench/cmd/credbridge-floor on net/http's server (echo's) or
 #                            fasthttp's: one fixed oscred PUT per request, nothing else;
 #                            floor-nethttp runs before and after credbridge (the ratios
@@ -50,6 +53,7 @@ start() { # name procs command...
   for procs in go 1; do
     start floor-nethttp "$procs" "$W/floor" -server nethttp
     start floor-fasthttp "$procs" "$W/floor" -server fasthttp
+    start floor-nethttp-timeouts "$procs" "$W/floor" -server nethttp -timeouts
     start credbridge-B2A "$procs" "$BIN" serve --config "$SHARED/credbridge-bench.yaml"
     start floor-nethttp-again "$procs" "$W/floor" -server nethttp
   done

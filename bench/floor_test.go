@@ -43,6 +43,11 @@ func TestFloorRatios(t *testing.T) {
 			"credbridge-B2A-P1 / floor-nethttp-P1: req/s 0.87x (26000 vs 30000), CPU/req 1.13x (34.0 vs 30.0 us) met",
 			"floor-nethttp-Pgo / nginx-lua-B2A: 1.05x",
 		}},
+		{"the floor with the bridge's timeouts, shown apart", "testdata/floor-timeouts.txt", []string{
+			"credbridge-B2A-P1 / floor-nethttp-P1: req/s 0.80x (24000 vs 30000), CPU/req 1.33x (40.0 vs 30.0 us) NOT met",
+			"floor-nethttp-timeouts-Pgo / floor-nethttp-Pgo: req/s 0.93x, CPU/req 1.09x (35.0 vs 32.0 us): +3.0 of credbridge's +13.0 us per request",
+			"floor-nethttp-timeouts-P1 / floor-nethttp-P1: req/s 0.95x, CPU/req 1.10x (33.0 vs 30.0 us): +3.0 of credbridge's +10.0 us per request",
+		}},
 		{"peers only", "testdata/peers.txt", []string{"credbridge-B2A-Pgo / floor-nethttp-Pgo: missing"}},
 	}
 	for _, tc := range tests {

@@ -13,7 +13,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"time"
 
+	"github.com/credbridge/credbridge/app"
 	"github.com/valyala/fasthttp"
 )
 
@@ -82,6 +84,7 @@ func main() {
 	server := flag.String("server", "nethttp", "nethttp (net/http, as under echo) or fasthttp")
 	listen := flag.String("listen", "127.0.0.1:8080", "address to serve (loopback only)")
 	upstream := flag.String("upstream", "127.0.0.1:18081", "oscred upstream host:port (loopback only)")
+	timeouts := flag.Bool("timeouts", false, "nethttp: the bridge's slow-client timeouts (app.SetClientTimeouts), to price them apart from the bridge's work")
 	flag.Parse()
 	for _, a := range []string{*listen, *upstream} {
 		if h, _, err := net.SplitHostPort(a); err != nil || !net.ParseIP(h).IsLoopback() {
@@ -93,7 +96,11 @@ func main() {
 	var err error
 	switch *server {
 	case "nethttp":
-		err = http.ListenAndServe(*listen, f.netHTTP())
+		srv := &http.Server{Addr: *listen, Handler: f.netHTTP()}
+		if *timeouts {
+			app.SetClientTimeouts(srv, 10*time.Second) // the bridge's default upstream timeout
+		}
+		err = srv.ListenAndServe()
 	case "fasthttp":
 		err = fasthttp.ListenAndServe(*listen, f.fastHTTP)
 	default:
