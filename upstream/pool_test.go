@@ -308,16 +308,19 @@ func TestKeptConnectionCheckedOnce(t *testing.T) {
 			if st, body := call(t, c, list); st != 200 {
 				t.Fatalf("list %d: %d %s", i, st, body)
 			}
-			time.Sleep(5 * time.Millisecond) // the FIN arrives before the next call
+			time.Sleep(20 * time.Millisecond) // the FIN arrives before the next call
 		}
 		if b.Conns() != 5 {
 			t.Fatalf("%d connections for 5 lists; want 5 (each found closed by the check, none resent)", b.Conns())
 		}
 	})
 	t.Run("kept, then closed within keptFor", func(t *testing.T) {
-		b := backend.Start(t, translate.SideOscred, emulator.Conns{IdleTimeout: 100 * time.Millisecond})
+		// The server closes after 300 ms idle; the pause is longer than that
+		// and shorter than keptFor. (Should a loaded machine stretch it past
+		// keptFor, the check finds the close instead: two connections still.)
+		b := backend.Start(t, translate.SideOscred, emulator.Conns{IdleTimeout: 300 * time.Millisecond})
 		c := newClient(t, translate.SideOscred, b.URL, time.Minute)
-		for i, pause := range []time.Duration{0, 0, 300 * time.Millisecond} {
+		for i, pause := range []time.Duration{0, 0, 700 * time.Millisecond} {
 			time.Sleep(pause)
 			if st, body := call(t, c, list); st != 200 {
 				t.Fatalf("list %d after %s: %d %s", i, pause, st, body)
