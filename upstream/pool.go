@@ -100,14 +100,15 @@ func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 	if tc != nil {
 		tc.got = 0
 	}
-	if err = exchange(hc, c, req, resp, now, deadline); err != nil {
+	overran, err := exchange(hc, c, req, resp, now, deadline)
+	if err != nil {
 		if tc != nil && tc.got == 0 && connDropped(err) && resend {
 			err = &staleError{err}
 		}
 		hc.CloseConn(cc)
 		return false, err
 	}
-	if req.ConnectionClose() || resp.ConnectionClose() {
+	if overran || req.ConnectionClose() || resp.ConnectionClose() {
 		hc.CloseConn(cc)
 	} else {
 		hc.ReleaseConn(cc)
@@ -121,18 +122,26 @@ func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 // The check is one recvfrom per call, about a microsecond of kernel time on a
 // loaded loopback. It is skipped for a request that may be resent, on a
 // connection the server has kept open after an answer before, reused within
-// keptFor of its last answer: a server that closes after every answer never
-// gets a connection past its first check, and one that closes an idle
-// connection does so after seconds, not within keptFor. What is left — a close
-// racing the reuse, which the check could not see either once the FIN is on
-// its way — fails before any answer byte and is resent (staleError).
+// keptFor of its last answer, when that answer fitted in one segment:
+//   - a server that closes after every answer never gets a connection past
+//     its first check, and one that closes an idle connection does so after
+//     seconds, not within keptFor;
+//   - bytes sent past an answer's framing (a wrong Content-Length: the next
+//     caller would read them as its answer, perhaps another user's key) came
+//     in the answer's own segment, and exchange saw them in its read buffer and
+//     closed the connection; an answer longer than a segment may have its
+//     tail still on the way, so its connection is checked at reuse as before;
+//   - a close racing the reuse, which the check could not see either once the
+//     FIN is on its way, fails before any answer byte and is resent
+//     (staleError).
+//
 // A request that may not be resent never reaches a reused connection (Do).
 func (t *transport) reusable(c net.Conn, idled time.Duration, resend bool) bool {
 	if idled >= t.idle {
 		return false
 	}
 	tc := ours(c)
-	if tc == nil || (resend && tc.kept && idled < keptFor) {
+	if tc == nil || (resend && tc.kept && idled < keptFor && tc.got <= oneSegment) {
 		return true
 	}
 	tc.peeks++
@@ -143,6 +152,10 @@ func (t *transport) reusable(c net.Conn, idled time.Duration, resend bool) bool 
 // keptFor is how recently a kept connection must have been used for its reuse
 // to go unchecked: far below any keep-alive timeout a server sets on purpose.
 const keptFor = time.Second
+
+// oneSegment is the longest answer (head and body, in bytes) taken to have come
+// in one TCP segment: an Ethernet MSS. Past it the next reuse is checked.
+const oneSegment = 1448
 
 // resendable says whether a request that may have reached the backend can be
 // sent a second time without changing the outcome. Each case, and why:
@@ -168,21 +181,21 @@ func (t *transport) resendable(req *fasthttp.Request) bool {
 
 var keystoneCreds = []byte(BasePath(translate.SideKeystone))
 
-// exchange writes req on c and reads its answer into resp. Both socket
+// exchange writes req on c and reads its answer into resp; overran says bytes
+// came after the answer's end (the connection must not be reused). Both socket
 // deadlines are the call's deadline or now plus the client's timeout for that
 // direction, whichever comes first; when they are the same instant (the usual
 // case: one timeout for both) one SetDeadline sets them, one timer update
 // instead of two.
-func exchange(hc *fasthttp.HostClient, c net.Conn, req *fasthttp.Request, resp *fasthttp.Response, now, deadline time.Time) error {
+func exchange(hc *fasthttp.HostClient, c net.Conn, req *fasthttp.Request, resp *fasthttp.Response, now, deadline time.Time) (overran bool, err error) {
 	wd, rd := earliest(now, deadline, hc.WriteTimeout), earliest(now, deadline, hc.ReadTimeout)
-	var err error
 	if wd.Equal(rd) {
 		err = c.SetDeadline(wd)
 	} else {
 		err = c.SetWriteDeadline(wd)
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	bw := hc.AcquireWriter(c)
 	err = req.Write(bw)
@@ -191,11 +204,11 @@ func exchange(hc *fasthttp.HostClient, c net.Conn, req *fasthttp.Request, resp *
 	}
 	hc.ReleaseWriter(bw)
 	if err != nil {
-		return timeoutAsErrTimeout(err)
+		return false, timeoutAsErrTimeout(err)
 	}
 	if !wd.Equal(rd) {
 		if err := c.SetReadDeadline(rd); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if req.Header.IsHead() {
@@ -203,8 +216,9 @@ func exchange(hc *fasthttp.HostClient, c net.Conn, req *fasthttp.Request, resp *
 	}
 	br := hc.AcquireReader(c)
 	err = resp.ReadLimitBody(br, hc.MaxResponseBodySize)
+	overran = br.Buffered() > 0
 	hc.ReleaseReader(br)
-	return timeoutAsErrTimeout(err)
+	return overran, timeoutAsErrTimeout(err)
 }
 
 // earliest is the call's deadline or now+d, whichever comes first (d 0: none).

@@ -1,11 +1,13 @@
 package upstream
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -331,6 +333,118 @@ func TestKeptConnectionCheckedOnce(t *testing.T) {
 			t.Fatalf("%d connections; want 2", b.Conns())
 		}
 	})
+}
+
+// rawServer answers each GET on a keep-alive connection with body(n), n
+// counting the requests it has read from 1; the answer is written as extra(n)
+// follows it, in the same write. It counts the connections it accepted.
+func rawServer(t *testing.T, body func(n int64) string, extra func(n int64) string) (url string, conns *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	conns = new(atomic.Int64)
+	var n atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_ = req.Body.Close()
+					i := n.Add(1)
+					b := body(i)
+					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s%s", len(b), b, extra(i))
+				}
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String(), conns
+}
+
+// An upstream that sends bytes past an answer's framing (a wrong
+// Content-Length, a second answer) must not have them read as the next
+// caller's answer — which could be another user's key — even where the check
+// before reuse is skipped: the connection is closed after that answer.
+func TestBytesPastAnAnswerNeverReachTheNextCaller(t *testing.T) {
+	list := Request{Method: "GET", Path: BasePath(translate.SideOscred)}
+	real := func(n int64) string { return fmt.Sprintf(`{"credentials":[],"n":%d}`, n) }
+	head := func(b string) string {
+		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(b))
+	}
+	other := `{"credentials":[{"access":"AKOTHERUSERSKEY00001","secret":"other-users-secret"}]}`
+	forgedAnswer := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(other), other)
+	for _, tc := range []struct {
+		name  string
+		extra func(n int64) string
+	}{
+		// The forged answer lands in the client's read buffer with the real one.
+		{"in the read buffer", func(n int64) string {
+			if n != 2 {
+				return ""
+			}
+			return forgedAnswer
+		}},
+		// Padding fills fasthttp's 4 KiB read buffer exactly, so the forged
+		// answer stays in the socket: the next read on the connection would
+		// begin with it (and does, with neither guard: the other user's key
+		// comes back as call 3's answer). A read that long is past one
+		// segment, so the reuse is checked and the check finds the bytes.
+		{"past the read buffer", func(n int64) string {
+			if n != 2 {
+				return ""
+			}
+			pad := 4096 - len(head(real(n))) - len(real(n))
+			return strings.Repeat(" ", pad) + forgedAnswer
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url, conns := rawServer(t, real, tc.extra)
+			c := newClient(t, translate.SideOscred, url, time.Minute)
+			for i := 1; i <= 4; i++ {
+				st, body := call(t, c, list)
+				if st != 200 || body != real(int64(i)) {
+					t.Fatalf("call %d: %d %s; want the server's answer %s", i, st, body, real(int64(i)))
+				}
+			}
+			if conns.Load() != 2 {
+				t.Fatalf("%d connections; want 2 (the one that carried extra bytes closed after them)", conns.Load())
+			}
+		})
+	}
+}
+
+// After an answer longer than one segment (its tail, or bytes past it, may
+// still be on the way) the next reuse is checked even on a kept connection.
+func TestLongAnswerCheckedAtReuse(t *testing.T) {
+	list := Request{Method: "GET", Path: BasePath(translate.SideOscred)}
+	long := `{"credentials":[],"pad":"` + strings.Repeat("x", 2*oneSegment) + `"}`
+	url, conns := rawServer(t, func(int64) string { return long }, func(int64) string { return "" })
+	c := newClient(t, translate.SideOscred, url, time.Minute)
+	for i := 0; i < 5; i++ {
+		if st, body := call(t, c, list); st != 200 || body != long {
+			t.Fatalf("call %d: %d (%d bytes)", i, st, len(body))
+		}
+	}
+	cc, err := c.hc.AcquireConn(time.Second, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.hc.ReleaseConn(cc)
+	if tc := ours(cc.Conn()); conns.Load() != 1 || tc == nil || tc.peeks != 4 {
+		t.Fatalf("%d connections; want 1, checked at each of its 4 reuses", conns.Load())
+	}
 }
 
 // BenchmarkDoReused is one GET on a pooled connection: what the counting conn
