@@ -125,7 +125,7 @@ func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 // keptFor of its last answer, when that answer fitted in one segment:
 //   - a server that closes after every answer never gets a connection past
 //     its first check, and one that closes an idle connection does so after
-//     seconds, not within keptFor;
+//     seconds, not within keptFor (100 ms);
 //   - bytes sent past an answer's framing (a wrong Content-Length: the next
 //     caller would read them as its answer, perhaps another user's key) came
 //     in the answer's own segment, and exchange saw them in its read buffer and
@@ -150,8 +150,10 @@ func (t *transport) reusable(c net.Conn, idled time.Duration, resend bool) bool 
 }
 
 // keptFor is how recently a kept connection must have been used for its reuse
-// to go unchecked: far below any keep-alive timeout a server sets on purpose.
-const keptFor = time.Second
+// to go unchecked: far below any keep-alive timeout a server sets on purpose,
+// and long enough for a loaded bridge, whose connections are reused within
+// milliseconds (where the check's cost matters); a quieter one checks.
+const keptFor = 100 * time.Millisecond
 
 // oneSegment is the longest answer (head and body, in bytes) taken to have come
 // in one TCP segment: an Ethernet MSS. Past it the next reuse is checked.
