@@ -25,10 +25,6 @@ type conn struct {
 	net.Conn
 	got  int
 	peek peeker
-	// kept: the server has kept this connection open after an answer (a
-	// peek on its reuse found it open and quiet). Until then every reuse is
-	// peeked; see transport.reusable.
-	kept bool
 	// peeks counts the checks made (for the tests).
 	peeks int
 }
@@ -87,7 +83,7 @@ func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 	}
 	resend := t.resendable(req)
 	cc, err := hc.AcquireConn(req.GetTimeOut(), req.ConnectionClose())
-	for err == nil && !cc.LastUseTime().IsZero() && !t.reusable(cc.Conn(), now.Sub(cc.LastUseTime()), resend) {
+	for err == nil && !cc.LastUseTime().IsZero() && !t.reusable(cc.Conn(), now.Sub(cc.LastUseTime())) {
 		// Nothing was sent on it: take the next one (or a new one), for any method.
 		hc.CloseConn(cc)
 		cc, err = hc.AcquireConn(req.GetTimeOut(), req.ConnectionClose())
@@ -119,45 +115,31 @@ func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 // reusable: c has idled less than t.idle and its socket has neither an EOF nor
 // unsolicited bytes waiting (a 408 before a close, a TLS alert).
 //
-// The check is one recvfrom per call, about a microsecond of kernel time on a
-// loaded loopback. It is skipped for a request that may be resent, on a
-// connection the server has kept open after an answer before, reused within
-// keptFor of its last answer, when that answer fitted in one segment:
-//   - a server that closes after every answer never gets a connection past
-//     its first check, and one that closes an idle connection does so after
-//     seconds, not within keptFor (100 ms);
-//   - bytes sent past an answer's framing (a wrong Content-Length: the next
-//     caller would read them as its answer, perhaps another user's key) came
-//     in the answer's own segment, and exchange saw them in its read buffer and
-//     closed the connection; an answer longer than a segment may have its
-//     tail still on the way, so its connection is checked at reuse as before;
-//   - a close racing the reuse, which the check could not see either once the
-//     FIN is on its way, fails before any answer byte and is resent
-//     (staleError).
+// The check is one recvfrom per reuse, about a microsecond of kernel time on a
+// loaded loopback, and it is made on every reuse: nothing short of looking at
+// the socket tells bytes an upstream wrote after an answer (a duplicated
+// answer, the final answer after an interim 1xx fasthttp took for the answer,
+// a body after a 204, a 408 or a TLS close_notify before a close) from the
+// next answer, and read as the next answer they would hand one caller
+// another's -- and shift every later call on the connection onto the answer
+// of the one before it (TestLateBytesOnKeptConnectionNeverAnswerTheNextCaller).
+// Bytes past an answer that came with it are caught after the answer instead
+// (exchange's overran). What the check cannot see is what is still on its way
+// as the request goes out: a close then fails before any answer byte and is
+// resent (staleError).
 //
 // A request that may not be resent never reaches a reused connection (Do).
-func (t *transport) reusable(c net.Conn, idled time.Duration, resend bool) bool {
+func (t *transport) reusable(c net.Conn, idled time.Duration) bool {
 	if idled >= t.idle {
 		return false
 	}
 	tc := ours(c)
-	if tc == nil || (resend && tc.kept && idled < keptFor && tc.got <= oneSegment) {
+	if tc == nil {
 		return true
 	}
 	tc.peeks++
-	tc.kept = tc.peek.alive()
-	return tc.kept
+	return tc.peek.alive()
 }
-
-// keptFor is how recently a kept connection must have been used for its reuse
-// to go unchecked: far below any keep-alive timeout a server sets on purpose,
-// and long enough for a loaded bridge, whose connections are reused within
-// milliseconds (where the check's cost matters); a quieter one checks.
-const keptFor = 100 * time.Millisecond
-
-// oneSegment is the longest answer (head and body, in bytes) taken to have come
-// in one TCP segment: an Ethernet MSS. Past it the next reuse is checked.
-const oneSegment = 1448
 
 // resendable says whether a request that may have reached the backend can be
 // sent a second time without changing the outcome. Each case, and why:
