@@ -118,7 +118,7 @@ func New(o Options) (*Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		tc := &conn{Conn: c}
+		tc := &conn{Conn: c, tls: u.Scheme == "https"}
 		tc.peek.init(c)
 		return tc, nil
 	}

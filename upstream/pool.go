@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -27,13 +28,79 @@ type conn struct {
 	peek peeker
 	// peeks counts the checks made (for the tests).
 	peeks int
+	// tls: the conn carries TLS; left and hdr follow its record framing in
+	// the bytes read (left: bytes of the current record still to come; hdr
+	// the part of a record header read so far), and probe makes Read fail
+	// at once (see tlsLeftover).
+	tls   bool
+	probe bool
+	left  int
+	hdrN  int
+	hdr   [5]byte
+	one   [1]byte
 }
 
 func (c *conn) Read(p []byte) (int, error) {
+	if c.probe {
+		return 0, errProbe
+	}
 	n, err := c.Conn.Read(p)
 	c.got += n
+	if c.tls {
+		c.track(p[:n])
+	}
 	return n, err
 }
+
+// track follows the TLS record framing over b, the next bytes read.
+func (c *conn) track(b []byte) {
+	for len(b) > 0 {
+		if c.left > 0 {
+			k := min(c.left, len(b))
+			c.left, b = c.left-k, b[k:]
+			continue
+		}
+		k := copy(c.hdr[c.hdrN:], b)
+		c.hdrN, b = c.hdrN+k, b[k:]
+		if c.hdrN == len(c.hdr) {
+			c.left, c.hdrN = int(c.hdr[3])<<8|int(c.hdr[4]), 0
+		}
+	}
+}
+
+// tlsLeftover: the TLS layer over c (tc under it) holds something read past
+// the answer, which the next caller on the connection would read as its
+// answer -- and which neither fasthttp's read buffer (exchange's overran) nor
+// the check before reuse (it looks at the socket) can see. tls.Conn reads what
+// the socket has, not one record: a record the upstream sent after the answer
+// in the same segment waits in tls.Conn's buffer, as does plaintext past the
+// answer in the answer's own record, past fasthttp's 4 KiB read buffer. A
+// record read in part is such bytes; otherwise one Read on the tls.Conn, with
+// tc failing every read at once (no system call), says whether it has
+// anything left to give.
+func (tc *conn) tlsLeftover(c net.Conn) bool {
+	t, ok := c.(*tls.Conn)
+	if !ok {
+		return false
+	}
+	if tc.left > 0 || tc.hdrN > 0 {
+		return true
+	}
+	tc.probe = true
+	n, err := t.Read(tc.one[:])
+	tc.probe = false
+	return n > 0 || !errors.Is(err, errProbe)
+}
+
+// errProbe is conn.Read's failure while probing: a temporary net.Error, which
+// tls.Conn does not keep as the connection's error.
+var errProbe net.Error = probeError{}
+
+type probeError struct{}
+
+func (probeError) Error() string   { return "upstream: probing the TLS layer (no read)" }
+func (probeError) Timeout() bool   { return false }
+func (probeError) Temporary() bool { return true }
 
 // ours finds the pool's conn under c (fasthttp wraps it in tls.Conn for https).
 func ours(c net.Conn) *conn {
@@ -97,6 +164,9 @@ func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 		tc.got = 0
 	}
 	overran, err := exchange(hc, c, req, resp, now, deadline)
+	if err == nil && !overran && tc != nil && tc.tls {
+		overran = tc.tlsLeftover(c)
+	}
 	if err != nil {
 		if tc != nil && tc.got == 0 && connDropped(err) && resend {
 			err = &staleError{err}

@@ -353,3 +353,129 @@ func TestConcurrentCallersGetTheirOwnAnswers(t *testing.T) {
 		t.Error(e)
 	}
 }
+
+// holdConn gathers what is written on it while hold is set, so that a TLS
+// server's records go out in one TCP write.
+type holdConn struct {
+	net.Conn
+	hold bool
+	buf  []byte
+}
+
+func (h *holdConn) Write(p []byte) (int, error) {
+	if h.hold {
+		h.buf = append(h.buf, p...)
+		return len(p), nil
+	}
+	return h.Conn.Write(p)
+}
+
+// A TLS upstream sends bytes past answer 2 that arrive with it: another
+// answer in a record of its own in the same TCP write, or in the answer's own
+// record past fasthttp's 4 KiB read buffer. tls.Conn reads what the socket
+// has, so either waits in tls.Conn's buffers, where neither fasthttp's read
+// buffer nor the check before reuse (the socket is empty) sees it: unguarded,
+// call 3 returns the other user's key and call 4 call 3's answer.
+func TestTLSBytesPastAnAnswerNeverReachTheNextCaller(t *testing.T) {
+	list := Request{Method: "GET", Path: BasePath(translate.SideOscred)}
+	pad := ""
+	for len(answerOf(200, listOf(2)+pad)) < 4096 {
+		pad += " "
+	}
+	for _, tc := range []struct {
+		name   string
+		answer func(c *tls.Conn, h *holdConn) // answer 2 and what follows it
+		want2  string
+	}{
+		{"a record of its own", func(c *tls.Conn, _ *holdConn) {
+			_, _ = c.Write([]byte(answerOf(200, listOf(2))))
+			_, _ = c.Write([]byte(answerOf(200, otherUsers)))
+		}, listOf(2)},
+		{"in the answer's record", func(c *tls.Conn, _ *holdConn) {
+			_, _ = c.Write([]byte(answerOf(200, listOf(2)+pad) + answerOf(200, otherUsers)))
+		}, listOf(2) + pad},
+		// The start of a record header: the rest would come with the next
+		// answer, which would not decrypt (the call fails, not resent).
+		{"part of a record", func(c *tls.Conn, h *holdConn) {
+			_, _ = c.Write([]byte(answerOf(200, listOf(2))))
+			h.buf = append(h.buf, 0x17, 0x03, 0x03)
+		}, listOf(2)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			scfg, ccfg := tlsPair(t)
+			scfg.DynamicRecordSizingDisabled = true // one record per write, up to 16 KiB
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var conns, n atomic.Int64
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			var open []net.Conn
+			t.Cleanup(func() {
+				ln.Close()
+				mu.Lock()
+				for _, c := range open {
+					c.Close()
+				}
+				mu.Unlock()
+				wg.Wait()
+			})
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					raw, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					conns.Add(1)
+					mu.Lock()
+					open = append(open, raw)
+					mu.Unlock()
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						h := &holdConn{Conn: raw}
+						c := tls.Server(h, scfg)
+						defer c.Close()
+						br := bufio.NewReader(c)
+						for {
+							req, err := http.ReadRequest(br)
+							if err != nil {
+								return
+							}
+							_ = req.Body.Close()
+							if i := n.Add(1); i != 2 {
+								_, _ = c.Write([]byte(answerOf(200, listOf(i))))
+								continue
+							}
+							h.hold = true
+							tc.answer(c, h)
+							h.hold = false
+							if _, err := raw.Write(h.buf); err != nil {
+								return
+							}
+						}
+					}()
+				}
+			}()
+			c, err := New(Options{Peer: "upstream", Side: translate.SideOscred, URL: "https://" + ln.Addr().String(), Timeout: 5 * time.Second, MaxConns: 8, IdleTimeout: time.Minute, TLS: ccfg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := int64(1); i <= 4; i++ {
+				want := listOf(i)
+				if i == 2 {
+					want = tc.want2
+				}
+				if st, body := call(t, c, list); st != 200 || body != want {
+					t.Fatalf("call %d: %d %.100s; want its own answer %.100s", i, st, body, want)
+				}
+			}
+			if conns.Load() != 2 {
+				t.Fatalf("%d connections; want 2 (the one with bytes past an answer closed)", conns.Load())
+			}
+		})
+	}
+}
