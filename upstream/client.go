@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/credbridge/credbridge/translate"
+	"github.com/tidwall/gjson"
 	"github.com/valyala/fasthttp"
 )
 
@@ -244,6 +245,12 @@ func (c *Client) Do(r Request) (Answer, *translate.Error) {
 		// only requests that cannot change the outcome twice get here.
 		req.SetConnectionClose()
 		err = c.fresh.DoDeadline(req, resp, deadline)
+		if err == nil && resp.StatusCode() == http.StatusConflict && req.Header.IsPost() {
+			if a, ok := c.readBack(r); ok {
+				fasthttp.ReleaseResponse(resp)
+				return a, nil
+			}
+		}
 	}
 	for i := 0; i < 2 && err == nil && resp.StatusCode() == http.StatusNotFound && c.listRace(req); i++ {
 		err = c.hc.DoDeadline(req, resp, deadline)
@@ -253,6 +260,34 @@ func (c *Client) Do(r Request) (Answer, *translate.Error) {
 		return Answer{}, c.transportError(err)
 	}
 	return Answer{Status: resp.StatusCode(), Body: resp.Body(), resp: resp}, nil
+}
+
+// readBack: a Keystone create resent after its answer was lost (the only POST
+// ever resent, see transport.resendable) collided with itself — Keystone's 409
+// says the first copy was carried out. The key is read back and, when it is
+// the one sent (same owner, access and secret), answered as created, so the
+// client is not told a create failed that made its key. Anything else keeps
+// the 409: a key of that access that is not the one sent is not shown.
+func (c *Client) readBack(r Request) (Answer, bool) {
+	cred := gjson.GetBytes(r.Body, "credential")
+	blob := cred.Get("blob").Str
+	ak, sk, user := gjson.Get(blob, "access").Str, gjson.Get(blob, "secret").Str, cred.Get("user_id").Str
+	if ak == "" || sk == "" || c.side != translate.SideKeystone {
+		return Answer{}, false
+	}
+	a, err := c.Do(Request{Method: http.MethodGet, Path: KeyPath(c.side, c.side.ID(ak)), Token: r.Token, RequestID: r.RequestID, Trace: r.Trace})
+	if err != nil {
+		return Answer{}, false
+	}
+	got := gjson.GetBytes(a.Body, "credential")
+	gb := got.Get("blob").Str
+	if a.Status != http.StatusOK || got.Get("user_id").Str != user ||
+		gjson.Get(gb, "access").Str != ak || gjson.Get(gb, "secret").Str != sk {
+		a.Release()
+		return Answer{}, false
+	}
+	a.Status = http.StatusCreated
+	return a, true
 }
 
 // listRace: req is a list of Keystone's credentials. Keystone answers one 404

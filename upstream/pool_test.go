@@ -146,7 +146,7 @@ func TestResendOnlyWhenSafe(t *testing.T) {
 		{translate.SideIBM, "PATCH", true},
 		{translate.SideIBM, "POST", false}, // would make a second key
 		{translate.SideKeystone, "PATCH", true},
-		{translate.SideKeystone, "POST", true}, // same access, same id: collides
+		{translate.SideKeystone, "POST", true}, // same access, same id: collides, read back
 	}
 	for _, tc := range cases {
 		t.Run(tc.side.String()+"/"+tc.method, func(t *testing.T) {
@@ -169,19 +169,52 @@ func TestResendOnlyWhenSafe(t *testing.T) {
 			if tc.resent {
 				want = 3
 			}
+			if tc.method == "POST" && tc.resent {
+				want = 4 // and the read-back of the key the first copy made
+			}
 			if got := b.Requests(); got != want {
 				t.Fatalf("backend saw %d requests, want %d (answer %d %s)", got, want, st, body)
 			}
 			if tc.resent && st == 0 || !tc.resent && st != 0 {
 				t.Fatalf("answer %d %s (resent: %v)", st, body, tc.resent)
 			}
-			if tc.method == "POST" && tc.resent && st != http.StatusConflict {
-				t.Fatalf("Keystone's second create answered %d %s, want 409", st, body)
+			if tc.method == "POST" && tc.resent && (st != http.StatusCreated || !strings.Contains(body, "AKSTALE0000000000001") || len(b.Store.Keys(nil)) != 1) {
+				t.Fatalf("Keystone's resent create answered %d %s with %d keys stored; want 201 with the one key the first copy made", st, body, len(b.Store.Keys(nil)))
 			}
 			if tc.method == "POST" && !tc.resent && len(b.Store.Keys(nil)) != 1 {
 				t.Fatalf("%d keys after one create whose answer was lost", len(b.Store.Keys(nil)))
 			}
 		})
+	}
+}
+
+// The read-back after a resent Keystone create shows only the key that create
+// sent: a key of the same access made by someone else (another owner, another
+// secret) keeps the 409, and nothing of it reaches the caller.
+func TestResentCreateReadsBackOnlyItsOwnKey(t *testing.T) {
+	var armed atomic.Bool
+	lose := func(r *http.Request, nth int64) bool { return armed.Load() && r.Method == "POST" && nth > 1 }
+	b := backend.Start(t, translate.SideKeystone, emulator.Conns{LoseAnswer: lose})
+	c := newClient(t, translate.SideKeystone, b.URL, time.Minute)
+	create := func(user, secret string) (int, string) {
+		body := `{"credential":{"user_id":"` + user + `","type":"ec2","blob":"{\"access\":\"AKSTALE0000000000001\",\"secret\":\"` + secret + `\"}"}}`
+		a, err := c.Do(Request{Method: "POST", Path: BasePath(translate.SideKeystone), Body: []byte(body), Token: "demo-admin-token"})
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer a.Release()
+		return a.Status, string(a.Body)
+	}
+	if st, body := create("u-bob", "bobs-secret-0000000000000000000000000000"); st != http.StatusCreated {
+		t.Fatalf("bob's create: %d %s", st, body)
+	}
+	if st, body := call(t, c, Request{Method: "GET", Path: BasePath(translate.SideKeystone)}); st != 200 {
+		t.Fatalf("list: %d %s", st, body) // the connection is answered once, then pooled
+	}
+	armed.Store(true)
+	st, body := create("u-alice", "alices-secret-00000000000000000000000000")
+	if st != http.StatusConflict || strings.Contains(body, "bobs-secret") || strings.Contains(body, "u-bob") {
+		t.Fatalf("alice's resent create answered %d %s; want the 409, nothing of bob's key", st, body)
 	}
 }
 
