@@ -21,7 +21,8 @@ import (
 // (from 1, over all connections), the request's number k on its connection
 // (from 1) and the connection, and writes whatever it likes on it; it returns
 // false to close the connection (unannounced, as a server's Close does: for
-// TLS a close_notify alert, then the FIN).
+// TLS a close_notify alert, then the FIN). Under TLS, c is a *tls.Conn over a
+// holdConn (its NetConn), for a script that must shape the TCP writes.
 func scriptServer(t *testing.T, cfg *tls.Config, answer func(n int64, k int, c net.Conn) bool) (url string, conns *atomic.Int64) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -30,7 +31,7 @@ func scriptServer(t *testing.T, cfg *tls.Config, answer func(n int64, k int, c n
 	}
 	scheme := "http"
 	if cfg != nil {
-		ln, scheme = tls.NewListener(ln, cfg), "https"
+		scheme = "https"
 	}
 	var (
 		wg   sync.WaitGroup
@@ -60,6 +61,9 @@ func scriptServer(t *testing.T, cfg *tls.Config, answer func(n int64, k int, c n
 			mu.Lock()
 			open = append(open, c)
 			mu.Unlock()
+			if cfg != nil {
+				c = tls.Server(&holdConn{Conn: c}, cfg)
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -220,9 +224,9 @@ func TestTLSCloseOnKeptConnectionNotFailed(t *testing.T) {
 			return false
 		}
 		tc := c.(*tls.Conn)
-		_ = tc.CloseWrite()                          // close_notify
-		_ = tc.NetConn().(*net.TCPConn).CloseWrite() // FIN
-		_, _ = io.Copy(io.Discard, tc.NetConn())     // until the client closes
+		_ = tc.CloseWrite()                                           // close_notify
+		_ = tc.NetConn().(*holdConn).Conn.(*net.TCPConn).CloseWrite() // FIN
+		_, _ = io.Copy(io.Discard, tc.NetConn())                      // until the client closes
 		return false
 	})
 	c, err := New(Options{Peer: "upstream", Side: translate.SideOscred, URL: url, Timeout: 5 * time.Second, MaxConns: 8, IdleTimeout: time.Minute, TLS: ccfg})
@@ -404,63 +408,20 @@ func TestTLSBytesPastAnAnswerNeverReachTheNextCaller(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			scfg, ccfg := tlsPair(t)
 			scfg.DynamicRecordSizingDisabled = true // one record per write, up to 16 KiB
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			var conns, n atomic.Int64
-			var wg sync.WaitGroup
-			var mu sync.Mutex
-			var open []net.Conn
-			t.Cleanup(func() {
-				ln.Close()
-				mu.Lock()
-				for _, c := range open {
-					c.Close()
+			url, conns := scriptServer(t, scfg, func(n int64, _ int, c net.Conn) bool {
+				if n != 2 {
+					_, err := io.WriteString(c, answerOf(200, listOf(n)))
+					return err == nil
 				}
-				mu.Unlock()
-				wg.Wait()
+				tlc := c.(*tls.Conn)
+				h := tlc.NetConn().(*holdConn)
+				h.hold = true
+				tc.answer(tlc, h)
+				h.hold = false
+				_, err := h.Conn.Write(h.buf)
+				return err == nil
 			})
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					raw, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					conns.Add(1)
-					mu.Lock()
-					open = append(open, raw)
-					mu.Unlock()
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						h := &holdConn{Conn: raw}
-						c := tls.Server(h, scfg)
-						defer c.Close()
-						br := bufio.NewReader(c)
-						for {
-							req, err := http.ReadRequest(br)
-							if err != nil {
-								return
-							}
-							_ = req.Body.Close()
-							if i := n.Add(1); i != 2 {
-								_, _ = c.Write([]byte(answerOf(200, listOf(i))))
-								continue
-							}
-							h.hold = true
-							tc.answer(c, h)
-							h.hold = false
-							if _, err := raw.Write(h.buf); err != nil {
-								return
-							}
-						}
-					}()
-				}
-			}()
-			c, err := New(Options{Peer: "upstream", Side: translate.SideOscred, URL: "https://" + ln.Addr().String(), Timeout: 5 * time.Second, MaxConns: 8, IdleTimeout: time.Minute, TLS: ccfg})
+			c, err := New(Options{Peer: "upstream", Side: translate.SideOscred, URL: url, Timeout: 5 * time.Second, MaxConns: 8, IdleTimeout: time.Minute, TLS: ccfg})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,7 +1,6 @@
 package upstream
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -374,51 +373,23 @@ func TestEveryReuseChecked(t *testing.T) {
 // accepted and the requests it served.
 func rawServer(t *testing.T, closeAfter int, body func(n int64) string, extra func(n int64) string) (url string, conns, served *atomic.Int64) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	conns, served = new(atomic.Int64), new(atomic.Int64)
-	n := served
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for k := 1; closeAfter == 0 || k <= closeAfter; k++ {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					_ = req.Body.Close()
-					i := n.Add(1)
-					b := body(i)
-					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s%s", len(b), b, extra(i))
-				}
-			}()
-		}
-	}()
-	return "http://" + ln.Addr().String(), conns, served
+	served = new(atomic.Int64)
+	url, conns = scriptServer(t, nil, func(n int64, k int, c net.Conn) bool {
+		served.Add(1)
+		_, err := io.WriteString(c, answerOf(200, body(n))+extra(n))
+		return err == nil && (closeAfter == 0 || k < closeAfter)
+	})
+	return url, conns, served
 }
 
 // An upstream that sends bytes past an answer's framing (a wrong
-// Content-Length, a second answer) must not have them read as the next
-// caller's answer — which could be another user's key — even where the check
-// before reuse is skipped: the connection is closed after that answer.
+// Content-Length, a second answer) in the answer's own write must not have
+// them read as the next caller's answer — which could be another user's key:
+// the connection is closed after that answer.
 func TestBytesPastAnAnswerNeverReachTheNextCaller(t *testing.T) {
 	list := Request{Method: "GET", Path: BasePath(translate.SideOscred)}
-	real := func(n int64) string { return fmt.Sprintf(`{"credentials":[],"n":%d}`, n) }
-	head := func(b string) string {
-		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(b))
-	}
-	other := `{"credentials":[{"access":"AKOTHERUSERSKEY00001","secret":"other-users-secret"}]}`
-	forgedAnswer := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(other), other)
+	real := listOf
+	forgedAnswer := answerOf(200, otherUsers)
 	for _, tc := range []struct {
 		name  string
 		extra func(n int64) string
@@ -433,13 +404,12 @@ func TestBytesPastAnAnswerNeverReachTheNextCaller(t *testing.T) {
 		// Padding fills fasthttp's 4 KiB read buffer exactly, so the forged
 		// answer stays in the socket: the next read on the connection would
 		// begin with it (and does, with neither guard: the other user's key
-		// comes back as call 3's answer). A read that long is past one
-		// segment, so the reuse is checked and the check finds the bytes.
+		// comes back as call 3's answer). The check before reuse finds it.
 		{"past the read buffer", func(n int64) string {
 			if n != 2 {
 				return ""
 			}
-			pad := 4096 - len(head(real(n))) - len(real(n))
+			pad := 4096 - len(answerOf(200, real(n)))
 			return strings.Repeat(" ", pad) + forgedAnswer
 		}},
 	} {
@@ -459,8 +429,8 @@ func TestBytesPastAnAnswerNeverReachTheNextCaller(t *testing.T) {
 	}
 }
 
-// After an answer longer than one segment (its tail, or bytes past it, may
-// still be on the way) the next reuse is checked even on a kept connection.
+// An answer longer than one segment keeps its connection (no bytes past it),
+// and each reuse of that connection is checked.
 func TestLongAnswerCheckedAtReuse(t *testing.T) {
 	list := Request{Method: "GET", Path: BasePath(translate.SideOscred)}
 	long := `{"credentials":[],"pad":"` + strings.Repeat("x", 2*1448) + `"}`
