@@ -269,10 +269,13 @@ func (c *Client) Do(r Request) (Answer, *translate.Error) {
 // client is not told a create failed that made its key. Anything else keeps
 // the 409: a key of that access that is not the one sent is not shown.
 func (c *Client) readBack(r Request) (Answer, bool) {
+	if c.side != translate.SideKeystone {
+		return Answer{}, false
+	}
 	cred := gjson.GetBytes(r.Body, "credential")
 	blob := cred.Get("blob").Str
 	ak, sk, user := gjson.Get(blob, "access").Str, gjson.Get(blob, "secret").Str, cred.Get("user_id").Str
-	if ak == "" || sk == "" || c.side != translate.SideKeystone {
+	if ak == "" || sk == "" {
 		return Answer{}, false
 	}
 	a, err := c.Do(Request{Method: http.MethodGet, Path: KeyPath(c.side, c.side.ID(ak)), Token: r.Token, RequestID: r.RequestID, Trace: r.Trace})

@@ -148,7 +148,6 @@ func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 	if d := req.GetTimeOut(); d > 0 {
 		deadline = now.Add(d)
 	}
-	resend := t.resendable(req)
 	cc, err := hc.AcquireConn(req.GetTimeOut(), req.ConnectionClose())
 	for err == nil && !cc.LastUseTime().IsZero() && !t.reusable(cc.Conn(), now.Sub(cc.LastUseTime())) {
 		// Nothing was sent on it: take the next one (or a new one), for any method.
@@ -168,7 +167,7 @@ func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 		overran = tc.tlsLeftover(c)
 	}
 	if err != nil {
-		if tc != nil && tc.got == 0 && connDropped(err) && resend {
+		if tc != nil && tc.got == 0 && connDropped(err) && t.resendable(req) {
 			err = &staleError{err}
 		}
 		hc.CloseConn(cc)
