@@ -2,6 +2,7 @@ package translate
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -128,4 +129,71 @@ func FuzzValidText(f *testing.F) {
 			t.Fatalf("validText(%q, %d, %d) = %v, want %v", v, min, max, got, want)
 		}
 	})
+}
+
+// The one-walk parsers read every body as the gjson walks they replaced
+// (oracle_test.go): the same Cred, the same refusal.
+func FuzzParseRequestAsBefore(f *testing.F) {
+	seedBodies(f)
+	seedLookalikes(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, s := range sides {
+			for _, op := range []Op{OpCreate, OpUpdate} {
+				got, gerr := ParseRequest(s, op, body)
+				want, werr := gjsonParseRequest(s, op, body)
+				if (gerr == nil) != (werr == nil) || gerr != nil && (gerr.Status != werr.Status || gerr.Message != werr.Message) {
+					t.Fatalf("%s %s %q: refusal %v, before %v", s, op, body, gerr, werr)
+				}
+				if gerr == nil && got != want {
+					t.Fatalf("%s %s %q: read\n%+v\nbefore\n%+v", s, op, body, got, want)
+				}
+			}
+		}
+	})
+}
+
+func FuzzParseAnswerAsBefore(f *testing.F) {
+	seedBodies(f)
+	seedLookalikes(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, s := range sides {
+			got, gok := ParseAnswer(s, body)
+			want, wok := gjsonParseAnswer(s, body)
+			if gok != wok || got != want {
+				t.Fatalf("%s %q: read (%v)\n%+v\nbefore (%v)\n%+v", s, body, gok, got, wok, want)
+			}
+		}
+	})
+}
+
+// seedLookalikes: bodies the capture must read as the walks did — names
+// escaped, repeated (answers), look-alike, blobs twice, values of every type.
+func seedLookalikes(f *testing.F) {
+	for _, b := range []string{
+		`{"Credential":{"status":"active"}}`,
+		`{"x":1,"CREDENTIAL":{},"credential":{"status":"active"}}`,
+		`{"cred\u0065ntial":{"st\u0061tus":"active","description":"a\nb"}}`,
+		`{"credential":{"status":"active"},"credential":{"status":"inactive"}}`,
+		`{"credential":{"user_id":"a","user_id":"b","blob":{"access":"A"},"blob":{"access":"B","secret":"s"}}}`,
+		`{"credential":{"blob":{"access":"A"},"blob":"{\"access\":\"C\"}"}}`,
+		`{"credential":{"blob":"{\"access\":\"AK\",\"secret\":\"\\ud800\"}"}}`,
+		`{"credential":{"description":"\ud800","status":1,"user_id":null,"type":["ec2"],"blob":[]}}`,
+		`{"credential":{"status":"Active","User_ID":"u","blob":{"Access":"A"}}}`,
+		`{"credential":{"a":{"credential":{"status":"x"}},"blob":{"access":{"x":"y"}}}}`,
+		"{\"credential\":{\"description\":\"\xc3\"}}",
+		`  {"credential" : { "status" : "inactive" } }  `,
+		`{"credential":{}} x`,
+		`{"credential":1e5}`,
+		`[{"credential":{}}]`,
+	} {
+		f.Add([]byte(b))
+	}
+	// More members than a capture keeps on the stack.
+	var many, blob strings.Builder
+	for i := range 14 {
+		fmt.Fprintf(&many, `"m%d":%d,`, i, i)
+		fmt.Fprintf(&blob, `"b%d":"%d",`, i, i)
+	}
+	f.Add([]byte(`{"credential":{` + many.String() + `"status":"inactive","user_id":"u"}}`))
+	f.Add([]byte(`{"credential":{` + many.String() + `"blob":{` + blob.String() + `"access":"A","secret":"s"}}}`))
 }

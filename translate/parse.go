@@ -87,47 +87,30 @@ func validText(v string, min, max int) bool {
 // ParseRequest checks a client's request body for op in side s's dialect and
 // returns it in neutral form. Every rule of dialects.md "Input checks" that can be
 // judged from the body alone is applied here; a non-nil error is the 400 to answer.
+// The strict scan is the only walk over the body: it keeps the members read
+// below (capture.go).
 func ParseRequest(s Side, op Op, body []byte) (Cred, *Error) {
 	var c Cred
-	cr, err := parseRoot(body)
-	if err != nil {
+	if len(body) == 0 {
+		return c, ErrBadBody("request body is empty")
+	}
+	var kept capture
+	if err := scanRequest(body, &kept); err != nil {
 		return c, err
 	}
-	if !cr.Exists() {
+	if kept.hasLookalike {
+		return c, refuseLookalike(kept.name(&kept.lookalike), "credential")
+	}
+	if !kept.hasCred {
 		return c, ErrBadBody(`request body must have a "credential" object`)
 	}
-	if !cr.IsObject() {
+	if !kept.value(&kept.cred).IsObject() {
 		return c, ErrBadParam(`"credential" must be an object`)
 	}
 	if s.Dialect == Oscred {
-		err = parseOscredReq(&c, op, cr)
-	} else {
-		err = parseEC2Req(&c, op, cr)
+		return c, parseOscredReq(&c, op, &kept)
 	}
-	return c, err
-}
-
-// parseRoot checks the body and returns its "credential" member (not Exists
-// when there is none). One walk of the top level finds it and refuses a
-// look-alike name; the scan has already refused a duplicate.
-func parseRoot(body []byte) (gjson.Result, *Error) {
-	if len(body) == 0 {
-		return gjson.Result{}, ErrBadBody("request body is empty")
-	}
-	if err := ScanBody(body); err != nil {
-		return gjson.Result{}, err
-	}
-	var cr gjson.Result
-	var err *Error
-	gjson.Parse(bstr(body)).ForEach(func(k, v gjson.Result) bool {
-		if k.Str == "credential" {
-			cr = v
-		} else {
-			err = refuseLookalike(k.Str, "credential")
-		}
-		return err == nil
-	})
-	return cr, err
+	return c, parseEC2Req(&c, &kept)
 }
 
 // refuseLookalike refuses a member name that is one of known in another letter
@@ -148,107 +131,135 @@ var (
 	ec2Fields    = []string{"user_id", "project_id", "type", "blob"}
 )
 
-func parseOscredReq(c *Cred, op Op, cr gjson.Result) *Error {
-	var err *Error
-	cr.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "user_id": // on update only to refuse a move (proxy's noMove)
-			c.UserID, c.HasUserID, err = textField("user_id", v)
-		case "description":
-			c.Description, c.HasDescription, err = descField(v)
-		case "status":
-			if op == OpUpdate {
-				if v.Type != gjson.String || (v.Str != "active" && v.Str != "inactive") {
-					err = ErrBadParam(`"status" must be "active" or "inactive"`)
-				} else {
-					c.Status = statusOf(v.Str)
-				}
-			}
-		default:
-			err = refuseLookalike(k.Str, oscredFields...)
+func parseOscredReq(c *Cred, op Op, kept *capture) *Error {
+	for i := 0; i < kept.creds.len(); i++ {
+		m := kept.creds.at(i)
+		if err := oscredMember(c, op, kept.name(m), kept.value(m)); err != nil {
+			return err
 		}
-		return err == nil
-	})
-	if err != nil {
-		return err
 	}
+	return oscredComplete(c, op)
+}
+
+// oscredMember reads one member of an oscred request's credential.
+func oscredMember(c *Cred, op Op, name string, v gjson.Result) (err *Error) {
+	switch name {
+	case "user_id": // on update only to refuse a move (proxy's noMove)
+		c.UserID, c.HasUserID, err = textField("user_id", v)
+	case "description":
+		c.Description, c.HasDescription, err = descField(v)
+	case "status":
+		if op != OpUpdate {
+			break
+		}
+		if v.Type != gjson.String || (v.Str != "active" && v.Str != "inactive") {
+			return ErrBadParam(`"status" must be "active" or "inactive"`)
+		}
+		c.Status = statusOf(v.Str)
+	default:
+		err = refuseLookalike(name, oscredFields...)
+	}
+	return err
+}
+
+// oscredComplete: an oscred update must change something.
+func oscredComplete(c *Cred, op Op) *Error {
 	if op == OpUpdate && c.Status == StatusUnset && !c.HasDescription {
 		return ErrBadParam(`"credential" must carry "status" or "description"`)
 	}
 	return nil
 }
 
-func parseEC2Req(c *Cred, op Op, cr gjson.Result) *Error {
-	var err *Error
-	cr.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "user_id":
-			c.UserID, c.HasUserID, err = textField("user_id", v)
-		case "project_id":
-			c.ProjectID, c.HasProjectID, err = textField("project_id", v)
-		case "type":
-			if v.Type != gjson.String || v.Str != "ec2" {
-				err = ErrBadParam(`"type" must be "ec2": the bridge manages access keys only`)
-			} else {
-				c.Type = "ec2"
-			}
-		case "blob":
-			err = parseReqBlob(c, v)
-		default:
-			err = refuseLookalike(k.Str, ec2Fields...)
+func parseEC2Req(c *Cred, kept *capture) *Error {
+	for i := 0; i < kept.creds.len(); i++ {
+		m := kept.creds.at(i)
+		name, v := kept.name(m), kept.value(m)
+		var err *Error
+		if name == "blob" {
+			err = parseReqBlob(c, v, m.blob, kept)
+		} else {
+			err = ec2Member(c, name, v)
 		}
-		return err == nil
-	})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ec2Member reads one member of an ec2blob request's credential, its blob
+// aside.
+func ec2Member(c *Cred, name string, v gjson.Result) (err *Error) {
+	switch name {
+	case "user_id":
+		c.UserID, c.HasUserID, err = textField("user_id", v)
+	case "project_id":
+		c.ProjectID, c.HasProjectID, err = textField("project_id", v)
+	case "type":
+		if v.Type != gjson.String || v.Str != "ec2" {
+			return ErrBadParam(`"type" must be "ec2": the bridge manages access keys only`)
+		}
+		c.Type = "ec2"
+	default:
+		err = refuseLookalike(name, ec2Fields...)
+	}
 	return err
 }
 
-// parseReqBlob reads an ec2blob blob in either form, strictly.
-func parseReqBlob(c *Cred, v gjson.Result) *Error {
-	var b gjson.Result
+// parseReqBlob reads an ec2blob blob in either form, strictly: an object's
+// members are kept.blobs[in]; a Keystone string blob is a document of its
+// own, held to the same scan.
+func parseReqBlob(c *Cred, v gjson.Result, in span, kept *capture) *Error {
 	switch {
 	case v.IsObject():
-		c.Blob, b = BlobObject, v
+		c.Blob = BlobObject
 	case v.Type == gjson.String:
-		// Keystone's string blob is a document of its own: held to the same scan.
-		if err := scanDoc(v.Str, `"blob" string`); err != nil {
+		var doc capture
+		if err := scanDoc(v.Str, `"blob" string`, &doc, roleBlob); err != nil {
 			return ErrBadParam(err.Message)
 		}
-		b = gjson.Parse(v.Str)
+		kept, in = &doc, spanOf(0, doc.blobs.len())
 		c.Blob = BlobString
 	default:
 		return ErrBadParam(`"blob" must be an object or a JSON-encoded string`)
 	}
-	var err *Error
-	b.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "access":
-			if v.Type != gjson.String || !validAK(v.Str) {
-				err = ErrBadParam(`"blob.access" must be 1-128 characters of A-Za-z0-9`)
-			} else {
-				c.Access = v.Str
-			}
-		case "secret":
-			if v.Type != gjson.String || !validText(v.Str, 1, maxSecretLen) {
-				err = ErrBadParam(`"blob.secret" must be a string of 1-256 printable characters`)
-			} else {
-				c.Secret = v.Str
-			}
-		case "status":
-			if c.Status = ec2Status(v); c.Status == StatusUnset {
-				err = ErrBadParam(`"blob.status" must be "Active" or "Inactive"`)
-			}
-		case "description":
-			c.Description, c.HasDescription, err = descField(v)
-		default:
-			// Sent on as written (same dialect), a member the bridge did not
-			// check could mean something to the upstream: Keystone scopes the
-			// tokens an EC2 key issues by its blob's trust_id, app_cred_id and
-			// access_token_id. So a blob holds the four known members only.
-			err = ErrBadParam(`"blob" may hold only "access", "secret", "status" and "description"`)
+	for i := int(in.lo); i < int(in.hi); i++ {
+		m := kept.blobs.at(i)
+		if err := blobMember(c, kept.name(m), kept.value(m)); err != nil {
+			return err
 		}
-		return err == nil
-	})
-	return err
+	}
+	return nil
+}
+
+func blobMember(c *Cred, name string, v gjson.Result) *Error {
+	switch name {
+	case "access":
+		if v.Type != gjson.String || !validAK(v.Str) {
+			return ErrBadParam(`"blob.access" must be 1-128 characters of A-Za-z0-9`)
+		}
+		c.Access = v.Str
+	case "secret":
+		if v.Type != gjson.String || !validText(v.Str, 1, maxSecretLen) {
+			return ErrBadParam(`"blob.secret" must be a string of 1-256 printable characters`)
+		}
+		c.Secret = v.Str
+	case "status":
+		if c.Status = ec2Status(v); c.Status == StatusUnset {
+			return ErrBadParam(`"blob.status" must be "Active" or "Inactive"`)
+		}
+	case "description":
+		var err *Error
+		c.Description, c.HasDescription, err = descField(v)
+		return err
+	default:
+		// Sent on as written (same dialect), a member the bridge did not
+		// check could mean something to the upstream: Keystone scopes the
+		// tokens an EC2 key issues by its blob's trust_id, app_cred_id and
+		// access_token_id. So a blob holds the four known members only.
+		return ErrBadParam(`"blob" may hold only "access", "secret", "status" and "description"`)
+	}
+	return nil
 }
 
 func textField(name string, v gjson.Result) (string, bool, *Error) {
@@ -291,16 +302,28 @@ func ec2Status(v gjson.Result) Status {
 
 // ParseAnswer reads a single-credential answer (`{"credential":{...}}`) from an
 // upstream of side s. It is tolerant of extra and mistyped fields (they are left
-// out), but an answer without a credential object is garbage: ok is false.
+// out), but an answer without a credential object is garbage: ok is false. One
+// walk reads it (scanAnswer), as gjson.Valid, gjson.Get and a ForEach did.
 func ParseAnswer(s Side, body []byte) (c Cred, ok bool) {
-	if !gjson.ValidBytes(body) {
+	var kept capture
+	if !scanAnswer(body, &kept) || !kept.hasCred || !kept.value(&kept.cred).IsObject() {
 		return c, false
 	}
-	cr := gjson.Get(bstr(body), "credential")
-	if !cr.IsObject() {
-		return c, false
+	for i := 0; i < kept.creds.len(); i++ {
+		m := kept.creds.at(i)
+		name, v := kept.name(m), kept.value(m)
+		if name == "blob" && v.IsObject() {
+			for j := int(m.blob.lo); j < int(m.blob.hi); j++ {
+				b := kept.blobs.at(j)
+				c.blobField(kept.name(b), kept.value(b))
+			}
+			c.Blob = BlobObject
+			continue
+		}
+		c.field(name, v)
 	}
-	return ReadCred(s, cr), true
+	c.settle(s)
+	return c, true
 }
 
 // ForEachInList calls fn for each credential of a list answer from side s. ok is
@@ -326,65 +349,77 @@ func ForEachInList(s Side, body []byte, fn func(Cred)) (ok bool) {
 func ReadCred(s Side, cr gjson.Result) Cred {
 	var c Cred
 	cr.ForEach(func(k, v gjson.Result) bool {
-		if v.Type != gjson.String {
-			if k.Str == "blob" && v.IsObject() {
-				readBlob(&c, v)
-				c.Blob = BlobObject
-			}
+		if k.Str == "blob" && v.IsObject() {
+			readBlob(&c, v)
+			c.Blob = BlobObject
 			return true
 		}
-		switch k.Str {
-		case "access":
-			c.Access = v.Str
-		case "secret":
-			c.Secret = v.Str
-		case "user_id":
-			c.UserID, c.HasUserID = v.Str, true
-		case "project_id":
-			c.ProjectID, c.HasProjectID = v.Str, true
-		case "description":
-			c.Description, c.HasDescription = v.Str, true
-		case "create_time":
-			c.CreateTime = v.Str
-		case "last_use_time":
-			c.LastUseTime = v.Str
-		case "status":
-			c.Status = ec2Status(v) // oscred's lower case is one of the accepted cases
-		case "subject_ibm_id":
-			c.SubjectIBMID = v.Str
-		case "id":
-			c.ID = v.Str
-		case "type":
-			c.Type = v.Str
-		case "blob":
-			if b := gjson.Parse(v.Str); b.IsObject() {
-				readBlob(&c, b)
-				c.Blob = BlobString
-			}
-		}
+		c.field(k.Str, v)
 		return true
 	})
-	if s.Dialect == EC2Blob && c.Status == StatusUnset && c.Access != "" {
-		c.Status = StatusActive // a Keystone blob without status means active
-	}
+	c.settle(s)
 	return c
+}
+
+// field reads one credential member leniently: a member of another type than
+// the dialects give it is left out.
+func (c *Cred) field(name string, v gjson.Result) {
+	if v.Type != gjson.String {
+		return
+	}
+	switch name {
+	case "user_id":
+		c.UserID, c.HasUserID = v.Str, true
+	case "project_id":
+		c.ProjectID, c.HasProjectID = v.Str, true
+	case "create_time":
+		c.CreateTime = v.Str
+	case "last_use_time":
+		c.LastUseTime = v.Str
+	case "subject_ibm_id":
+		c.SubjectIBMID = v.Str
+	case "id":
+		c.ID = v.Str
+	case "type":
+		c.Type = v.Str
+	case "blob":
+		if b := gjson.Parse(v.Str); b.IsObject() {
+			readBlob(c, b)
+			c.Blob = BlobString
+		}
+	default: // access, secret, status, description: read as in a blob
+		c.blobField(name, v)
+	}
+}
+
+// settle: a Keystone blob without status means active.
+func (c *Cred) settle(s Side) {
+	if s.Dialect == EC2Blob && c.Status == StatusUnset && c.Access != "" {
+		c.Status = StatusActive
+	}
 }
 
 func readBlob(c *Cred, b gjson.Result) {
 	b.ForEach(func(k, v gjson.Result) bool {
-		if v.Type != gjson.String {
-			return true
-		}
-		switch k.Str {
-		case "access":
-			c.Access = v.Str
-		case "secret":
-			c.Secret = v.Str
-		case "status":
-			c.Status = ec2Status(v)
-		case "description":
-			c.Description, c.HasDescription = v.Str, true
-		}
+		c.blobField(k.Str, v)
 		return true
 	})
+}
+
+// blobField reads one blob member leniently (oscred's lower-case status is one
+// of the cases ec2Status accepts).
+func (c *Cred) blobField(name string, v gjson.Result) {
+	if v.Type != gjson.String {
+		return
+	}
+	switch name {
+	case "access":
+		c.Access = v.Str
+	case "secret":
+		c.Secret = v.Str
+	case "status":
+		c.Status = ec2Status(v)
+	case "description":
+		c.Description, c.HasDescription = v.Str, true
+	}
 }

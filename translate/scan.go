@@ -34,28 +34,50 @@ const maxDepth = 32
 const inlineMembers = 8
 
 // ScanBody holds a request body to the rules above; nil means it has one reading.
-func ScanBody(b []byte) *Error {
+func ScanBody(b []byte) *Error { return scanRequest(b, nil) }
+
+// scanRequest is ScanBody keeping in c (when not nil) what the request parsers
+// read (capture.go).
+func scanRequest(b []byte, c *capture) *Error {
 	if !isASCII(bstr(b)) && !utf8.Valid(b) {
 		return ErrBadBody("request body is not valid UTF-8")
 	}
-	return scanDoc(bstr(b), "request body")
+	return scanDoc(bstr(b), "request body", c, roleRoot)
 }
 
-// scanDoc scans one JSON document whose top level must be an object; what names
-// the document in error messages.
-func scanDoc(s, what string) *Error {
+// scanDoc scans one JSON document whose top level must be an object, of role r
+// for the capture c (nil: none); what names the document in error messages.
+func scanDoc(s, what string, c *capture, r role) *Error {
 	sc := scanner{s: s, ascii: isASCII(s)}
+	if c != nil {
+		c.s = s
+	}
 	sc.space()
 	if sc.i >= len(s) || s[sc.i] != '{' {
 		return ErrBadBody(what + " must be a JSON object")
 	}
-	if !sc.value(0) {
+	if !sc.value(0, r, c) {
 		return sc.fail(what)
 	}
 	if sc.space(); sc.i != len(s) {
 		return ErrBadBody(what + " is not valid JSON: data after the object")
 	}
 	return nil
+}
+
+// scanAnswer reads an upstream's answer, an object, into c. It holds the
+// answer to JSON as gjson.Valid does — none of the rules above, which bind
+// clients: an upstream's answer is read as the gjson walk it replaces read it.
+func scanAnswer(b []byte, c *capture) bool {
+	s := bstr(b)
+	sc := scanner{s: s, ascii: isASCII(s), lenient: true}
+	c.s = s
+	sc.space()
+	if sc.i >= len(s) || s[sc.i] != '{' || !sc.value(0, roleRoot, c) {
+		return false
+	}
+	sc.space()
+	return sc.i == len(s)
 }
 
 type scanner struct {
@@ -66,6 +88,11 @@ type scanner struct {
 	ascii bool
 	// why the scan failed when it was not a syntax error.
 	why string
+	// lenient: an upstream's answer (scanAnswer): syntax only.
+	lenient bool
+	// The capture (capture.go) travels as a parameter, not in here: escape
+	// analysis does not tell a struct's fields apart, and member names stored
+	// away would drag it off the stack with them.
 }
 
 func (sc *scanner) fail(what string) *Error {
@@ -83,14 +110,15 @@ func (sc *scanner) space() {
 	sc.i = i
 }
 
-// value scans one value starting at sc.i (after white space).
-func (sc *scanner) value(depth int) bool {
+// value scans one value starting at sc.i (after white space); an object is of
+// role r for the capture kept (nil: none).
+func (sc *scanner) value(depth int, r role, kept *capture) bool {
 	if sc.i >= len(sc.s) {
 		return false
 	}
 	switch c := sc.s[sc.i]; {
 	case c == '{':
-		return sc.object(depth + 1)
+		return sc.object(depth+1, r, kept)
 	case c == '[':
 		return sc.array(depth + 1)
 	case c == '"':
@@ -111,7 +139,7 @@ func (sc *scanner) literal(lit string) bool {
 }
 
 func (sc *scanner) deep(depth int) bool {
-	if depth > maxDepth {
+	if depth > maxDepth && !sc.lenient {
 		sc.why = "nests deeper than 32 levels"
 		return true
 	}
@@ -130,7 +158,7 @@ func (sc *scanner) array(depth int) bool {
 	}
 	for {
 		sc.space()
-		if !sc.value(depth) {
+		if !sc.value(depth, roleNone, nil) {
 			return false
 		}
 		if more, ok := sc.after(']'); !more {
@@ -157,8 +185,8 @@ func (sc *scanner) after(closing byte) (more, ok bool) {
 	return false, false
 }
 
-// object scans an object and compares its member names.
-func (sc *scanner) object(depth int) bool {
+// object scans an object of role r and compares its member names.
+func (sc *scanner) object(depth int, r role, c *capture) bool {
 	if sc.deep(depth) {
 		return false
 	}
@@ -174,26 +202,45 @@ func (sc *scanner) object(depth int) bool {
 		if sc.i >= len(sc.s) || sc.s[sc.i] != '"' {
 			return false
 		}
+		q := sc.i
 		name, plain, ok := sc.str()
-		if !ok || !plain && !sc.checkName(name) || !names.add(name, plain) {
+		if !ok || !sc.lenient && (!plain && !sc.checkName(name) || !names.add(name, plain)) {
 			if ok && sc.why == "" {
 				sc.why = "repeats a member name in one object (names are compared unescaped and in any letter case)"
 			}
 			return false
 		}
+		at := spanOf(q, sc.i)
 		sc.space()
 		if sc.i >= len(sc.s) || sc.s[sc.i] != ':' {
 			return false
 		}
 		sc.i++
 		sc.space()
-		if !sc.value(depth) {
+		if !sc.memberValue(depth, r, c, at, plain) {
 			return false
 		}
 		if more, ok := sc.after('}'); !more {
 			return ok
 		}
 	}
+}
+
+// memberValue scans the value of a member of an object of role r, and keeps
+// it in the capture; name is where the member's name is, quotes included.
+func (sc *scanner) memberValue(depth int, r role, c *capture, name span, plain bool) bool {
+	if c == nil || r == roleNone {
+		return sc.value(depth, roleNone, nil)
+	}
+	m := member{name: name, plain: plain}
+	val, blob := sc.i, c.blobs.len()
+	unescaped := c.name(&m)
+	if !sc.value(depth, c.child(r, unescaped), c) {
+		return false
+	}
+	m.val, m.blob = spanOf(val, sc.i), spanOf(blob, c.blobs.len())
+	c.keep(r, unescaped, m, !sc.lenient)
+	return true
 }
 
 // checkName refuses member names with a control character once unescaped.
@@ -269,6 +316,7 @@ func (sc *scanner) escape() bool {
 	}
 	sc.i += 6
 	switch {
+	case sc.lenient: // gjson.Valid takes any four hex digits
 	case utf16.IsSurrogate(r) && r < 0xdc00: // high: a low one must follow
 		lo, ok := hex4(sc.s, sc.i+2)
 		if !ok || sc.i+1 >= len(sc.s) || sc.s[sc.i] != '\\' || sc.s[sc.i+1] != 'u' || lo < 0xdc00 || lo > 0xdfff {
