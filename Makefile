@@ -11,7 +11,7 @@ IMAGE   ?= credbridge:dev
 APT     := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 FUZZTIME ?= 15s
 
-.PHONY: build run test deps lint bench bench-deps latency coldstart floor fuzz soak image clean migrate-bench
+.PHONY: build run test deps lint bench bench-deps latency coldstart floor floor-profile fuzz soak image clean migrate-bench
 SOAK_DURATION ?= 2m
 
 build:
@@ -81,6 +81,11 @@ coldstart: build bench-deps
 ## (bench/cmd/credbridge-floor) next to the nginx+Lua peer and credbridge, in one run
 floor: build bench-deps
 	bench/floor.sh ./$(BIN)
+
+## floor-profile: where credbridge's difference to floor-nethttp goes — both CPU-profiled
+## one after the other under floor's load, split by package per request (PROCS=N, default 1)
+floor-profile: build bench-deps
+	bench/floorprof.sh ./$(BIN)
 
 ## migrate-bench: migrate sync and verify of 10,000 keys over 5,000 users between
 ## reference servers in processes of their own (wall time and peak RSS of each command)

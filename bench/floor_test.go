@@ -10,7 +10,14 @@ import (
 // line of want is in its output.
 func awkHas(t *testing.T, script, input string, want []string) {
 	t.Helper()
-	out, err := exec.Command("awk", "-f", script, input).CombinedOutput()
+	awkArgsHave(t, []string{"-f", script, input}, want)
+}
+
+// awkArgsHave runs awk with args and fails unless every line of want is in its
+// output.
+func awkArgsHave(t *testing.T, args, want []string) {
+	t.Helper()
+	out, err := exec.Command("awk", args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("awk: %v\n%s", err, out)
 	}
@@ -64,4 +71,21 @@ func TestLatencyAdded(t *testing.T) {
 		"credbridge-B2A at 2500 req/s: p99 +12.8 ms over direct-A (15.5 vs 2.6 ms) NOT met",
 		"credbridge-B2A at 5000 req/s: p99 +38.4 ms over direct-A (83.8 vs 45.4 ms) NOT met",
 	})
+}
+
+// floorprof.awk splits two pprof listings (a real floorprof.sh pair of
+// 2026-12-02, lines with no flat time dropped) by package per request.
+func TestFloorProfileSplit(t *testing.T) {
+	top := []string{"testdata/floorprof-floor.top", "testdata/floorprof-bridge.top"}
+	awkArgsHave(t, append([]string{"-v", "floor_reqs=229220", "-v", "bridge_reqs=183570", "-f", "floorprof.awk"}, top...), []string{
+		"Go runtime, sync                               11.95   15.91   +3.95",
+		"system calls (their kernel time)               17.76   20.21   +2.45",
+		"credbridge/translate                            0.00    2.23   +2.23",
+		"github.com/tidwall/gjson                        0.00    1.80   +1.80",
+		"total                                          37.82   53.49  +15.67",
+	})
+	out, err := exec.Command("awk", append([]string{"-f", "floorprof.awk"}, top...)...).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "floor_reqs and bridge_reqs must be set") {
+		t.Fatalf("without request counts: err %v, output %s", err, out)
+	}
 }

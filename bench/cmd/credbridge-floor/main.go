@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"time"
 
@@ -85,12 +86,20 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:8080", "address to serve (loopback only)")
 	upstream := flag.String("upstream", "127.0.0.1:18081", "oscred upstream host:port (loopback only)")
 	timeouts := flag.Bool("timeouts", false, "nethttp: the bridge's slow-client timeouts (app.SetClientTimeouts), to price them apart from the bridge's work")
+	profile := flag.String("pprof", "", "serve /debug/pprof/ on this loopback address (bench/floorprof.sh); empty: none")
 	flag.Parse()
-	for _, a := range []string{*listen, *upstream} {
+	addrs := []string{*listen, *upstream}
+	if *profile != "" {
+		addrs = append(addrs, *profile)
+	}
+	for _, a := range addrs {
 		if h, _, err := net.SplitHostPort(a); err != nil || !net.ParseIP(h).IsLoopback() {
 			fmt.Fprintf(os.Stderr, "credbridge-floor: %q: loopback addresses only (this is a benchmark tool)\n", a)
 			os.Exit(2)
 		}
+	}
+	if *profile != "" {
+		go servePprof(*profile)
 	}
 	f := newFloor(*upstream)
 	var err error
@@ -108,4 +117,13 @@ func main() {
 	}
 	fmt.Fprintln(os.Stderr, "credbridge-floor:", err)
 	os.Exit(1)
+}
+
+// servePprof serves the profiles on their own mux and listener, so the floor's
+// servers run exactly as without it.
+func servePprof(addr string) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	fmt.Fprintln(os.Stderr, "credbridge-floor: pprof:", http.ListenAndServe(addr, mux))
 }
