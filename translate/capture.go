@@ -6,121 +6,139 @@ import (
 	"github.com/tidwall/gjson"
 )
 
-// The capture: while the scan walks a credential document it keeps the members
+// The reader: while the scan walks a credential document it hands the members
 // the parsers read — the root's "credential", every member of it, and every
-// member of its "blob" object — so no second parser walks the same bytes. Each
-// value is gjson's own reading of the bytes the scan accepted (gjson.Parse of
-// the value alone), so the parsers see exactly what a gjson walk gave them.
+// member of its blob object — to the parsers' rules as it meets them, so no
+// second parser walks the same bytes and nothing is kept per member (an
+// upstream's answer may have hundreds of thousands). Each value is gjson's own
+// reading of the bytes the scan accepted (gjson.Parse of the value alone), so
+// the rules see what a gjson walk gave them, in the same order.
 
-// role is what the capture keeps of an object's members.
+// role is what the reader does with an object's members.
 type role uint8
 
 const (
 	roleNone role = iota
-	roleRoot      // the document: its "credential" (and, for a request, look-alike names)
-	roleCred      // the credential object: every member
-	roleBlob      // a blob object: every member
+	roleRoot      // the document: find its "credential" (and, for a request, look-alike names)
+	roleCred      // the credential object: read every member
+	roleBlob      // a blob object: read every member
 )
 
-// member is one kept member, as spans of the document: no pointer, so a
-// capture stays on its parser's stack. For a credential member whose value is
-// a kept blob object, blob.lo:blob.hi indexes that object's members in
-// capture.blobs.
-type member struct {
-	name, val span // the name with its quotes; the value as written
-	blob      span
-	plain     bool // the name has no escape and no byte outside ASCII
-}
+// reader is one parse's state. It holds its Cred by value and no pointer to
+// anything on a stack: escape analysis does not tell a struct's fields apart,
+// so the document's strings stored into the Cred would drag any such pointer
+// (and what it points to) onto the heap.
+type reader struct {
+	// request: a client's request, read by the input rules (ParseRequest);
+	// else an upstream's answer, read leniently (ParseAnswer).
+	request bool
+	dialect Dialect // a request's
+	op      Op      // a request's
 
-// span is s[lo:hi] of the document (int32: bodies are far below 2 GiB, and a
-// smaller member is less to clear and copy on every parse).
-type span struct{ lo, hi int32 }
-
-func spanOf(lo, hi int) span { return span{int32(lo), int32(hi)} }
-
-// members is a list kept on the stack while short.
-type members struct {
-	inline [10]member
-	n      int
-	more   []member
-}
-
-func (l *members) add(m member) {
-	if l.n < len(l.inline) {
-		l.inline[l.n] = m
-	} else {
-		l.more = append(l.more, m)
-	}
-	l.n++
-}
-
-func (l *members) len() int { return l.n }
-
-func (l *members) at(i int) *member {
-	if i < len(l.inline) {
-		return &l.inline[i]
-	}
-	return &l.more[i-len(l.inline)]
-}
-
-// capture is what one scan of the document s kept.
-type capture struct {
-	s string
+	c Cred
 	// hasCred: the root has a "credential" member (the first, for an answer:
-	// gjson.Get's reading); cred is it.
-	hasCred bool
-	cred    member
-	// creds are the credential object's members in document order; blobs the
-	// members of its blob objects (a strict scan allows one).
-	creds, blobs members
-	// lookalike is the first root member whose name is "credential" in
+	// gjson.Get's reading); credObject: it is an object.
+	hasCred, credObject bool
+	// err is a request's first refusal by a member rule, in document order.
+	err *Error
+	// lookalike is the first root member name that is "credential" in
 	// another letter case (requests only).
-	hasLookalike bool
-	lookalike    member
+	lookalike string
 }
 
-// name is m's name unescaped, as gjson reads it.
-func (c *capture) name(m *member) string {
-	return memberName(c.s[m.name.lo:m.name.hi], m.plain)
-}
-
-// value is m's value as gjson reads it: gjson.Parse of the value alone, but a
-// string without an escape (nearly all) is its bytes between the quotes.
-func (c *capture) value(m *member) gjson.Result {
-	raw := c.s[m.val.lo:m.val.hi]
-	if raw[0] == '"' && strings.IndexByte(raw, '\\') < 0 {
-		return gjson.Result{Type: gjson.String, Raw: raw, Str: raw[1 : len(raw)-1]}
-	}
-	return gjson.Parse(raw)
-}
-
-// child is the role of the object the value of a member named name (of an
-// object of role r) may be.
-func (c *capture) child(r role, name string) role {
+// child is the role of the object the value of a member named name, of an
+// object of role r, may be. An oscred request has no blob: a member of that
+// name is only looked at as a look-alike.
+func (rd *reader) child(r role, name string) role {
 	switch {
-	case r == roleRoot && name == "credential" && !c.hasCred:
+	case r == roleRoot && name == "credential" && !rd.hasCred:
 		return roleCred
-	case r == roleCred && name == "blob":
+	case r == roleCred && name == "blob" && (!rd.request || rd.dialect == EC2Blob):
 		return roleBlob
 	}
 	return roleNone
 }
 
-// keep records member m, named name, of an object of role r.
-func (c *capture) keep(r role, name string, m member, strict bool) {
+// member reads one member, named name (unescaped) and of value raw (as
+// written), of an object of role r; the scan has walked the value.
+func (rd *reader) member(r role, name, raw string) {
 	switch r {
 	case roleRoot:
 		switch {
-		case name == "credential" && !c.hasCred:
-			c.hasCred, c.cred = true, m
-		case strict && !c.hasLookalike && name != "credential" && strings.EqualFold(name, "credential"):
-			c.hasLookalike, c.lookalike = true, m
+		case name == "credential" && !rd.hasCred:
+			rd.hasCred, rd.credObject = true, raw[0] == '{'
+		case rd.request && rd.lookalike == "" && name != "credential" && strings.EqualFold(name, "credential"):
+			rd.lookalike = name
 		}
 	case roleCred:
-		c.creds.add(m)
+		if rd.request {
+			rd.requestMember(name, valueOf(raw))
+		} else {
+			rd.answerMember(name, valueOf(raw))
+		}
 	case roleBlob:
-		c.blobs.add(m)
+		if !rd.request {
+			rd.c.blobField(name, valueOf(raw))
+		} else if rd.err == nil {
+			rd.err = blobMember(&rd.c, name, valueOf(raw))
+		}
 	}
+}
+
+// requestMember applies the input rules to one member of a request's
+// credential; after the first refusal the rest are not looked at.
+func (rd *reader) requestMember(name string, v gjson.Result) {
+	switch {
+	case rd.err != nil:
+	case rd.dialect == Oscred:
+		rd.err = oscredMember(&rd.c, rd.op, name, v)
+	case name == "blob":
+		rd.err = rd.requestBlob(v)
+	default:
+		rd.err = ec2Member(&rd.c, name, v)
+	}
+}
+
+// requestBlob: an ec2blob blob in either form, strictly. An object's members
+// were read as the scan met them; a Keystone string blob is a document of its
+// own, held to the same scan first and then read (its scan's refusal comes
+// before any of its members').
+func (rd *reader) requestBlob(v gjson.Result) *Error {
+	switch {
+	case v.IsObject():
+		rd.c.Blob = BlobObject
+	case v.Type == gjson.String:
+		if err := scanDoc(v.Str, `"blob" string`, nil, roleNone); err != nil {
+			return ErrBadParam(err.Message)
+		}
+		// Accepted just now: this scan hands its members to the rules, and
+		// the first refusal among them is the blob's.
+		rd.c.Blob = BlobString
+		_ = scanDoc(v.Str, `"blob" string`, rd, roleBlob)
+		return rd.err
+	default:
+		return ErrBadParam(`"blob" must be an object or a JSON-encoded string`)
+	}
+	return nil
+}
+
+// answerMember reads one member of an answer's credential leniently; a blob
+// object's members were read as the scan met them.
+func (rd *reader) answerMember(name string, v gjson.Result) {
+	if name == "blob" && v.IsObject() {
+		rd.c.Blob = BlobObject
+		return
+	}
+	rd.c.field(name, v)
+}
+
+// valueOf is a value as gjson reads it: gjson.Parse of the value alone, but a
+// string without an escape (nearly all) is its bytes between the quotes.
+func valueOf(raw string) gjson.Result {
+	if raw[0] == '"' && strings.IndexByte(raw, '\\') < 0 {
+		return gjson.Result{Type: gjson.String, Raw: raw, Str: raw[1 : len(raw)-1]}
+	}
+	return gjson.Parse(raw)
 }
 
 // memberName is a member name unescaped, as gjson reads it; quoted is the name

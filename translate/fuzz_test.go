@@ -156,9 +156,13 @@ func FuzzParseAnswerAsBefore(f *testing.F) {
 	seedBodies(f)
 	seedLookalikes(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
+		deep := nesting(body) > maxAnswerDepth // garbage now; the walks read it
 		for _, s := range sides {
 			got, gok := ParseAnswer(s, body)
 			want, wok := gjsonParseAnswer(s, body)
+			if deep {
+				want, wok = Cred{}, false
+			}
 			if gok != wok || got != want {
 				t.Fatalf("%s %q: read (%v)\n%+v\nbefore (%v)\n%+v", s, body, gok, got, wok, want)
 			}

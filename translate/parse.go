@@ -87,30 +87,30 @@ func validText(v string, min, max int) bool {
 // ParseRequest checks a client's request body for op in side s's dialect and
 // returns it in neutral form. Every rule of dialects.md "Input checks" that can be
 // judged from the body alone is applied here; a non-nil error is the 400 to answer.
-// The strict scan is the only walk over the body: it keeps the members read
-// below (capture.go).
+// The strict scan is the only walk over the body: the rules read each member
+// as it meets it (capture.go). Its refusal comes first, then a look-alike
+// root name, then the first member a rule refuses.
 func ParseRequest(s Side, op Op, body []byte) (Cred, *Error) {
-	var c Cred
 	if len(body) == 0 {
-		return c, ErrBadBody("request body is empty")
+		return Cred{}, ErrBadBody("request body is empty")
 	}
-	var kept capture
-	if err := scanRequest(body, &kept); err != nil {
-		return c, err
+	rd := reader{request: true, dialect: s.Dialect, op: op}
+	if err := scanRequest(body, &rd); err != nil {
+		return Cred{}, err
 	}
-	if kept.hasLookalike {
-		return c, refuseLookalike(kept.name(&kept.lookalike), "credential")
+	switch {
+	case rd.lookalike != "":
+		return Cred{}, refuseLookalike(rd.lookalike, "credential")
+	case !rd.hasCred:
+		return Cred{}, ErrBadBody(`request body must have a "credential" object`)
+	case !rd.credObject:
+		return Cred{}, ErrBadParam(`"credential" must be an object`)
+	case rd.err != nil:
+		return Cred{}, rd.err
+	case s.Dialect == Oscred:
+		return rd.c, oscredComplete(&rd.c, op)
 	}
-	if !kept.hasCred {
-		return c, ErrBadBody(`request body must have a "credential" object`)
-	}
-	if !kept.value(&kept.cred).IsObject() {
-		return c, ErrBadParam(`"credential" must be an object`)
-	}
-	if s.Dialect == Oscred {
-		return c, parseOscredReq(&c, op, &kept)
-	}
-	return c, parseEC2Req(&c, &kept)
+	return rd.c, nil
 }
 
 // refuseLookalike refuses a member name that is one of known in another letter
@@ -130,16 +130,6 @@ var (
 	oscredFields = []string{"user_id", "description", "status"}
 	ec2Fields    = []string{"user_id", "project_id", "type", "blob"}
 )
-
-func parseOscredReq(c *Cred, op Op, kept *capture) *Error {
-	for i := 0; i < kept.creds.len(); i++ {
-		m := kept.creds.at(i)
-		if err := oscredMember(c, op, kept.name(m), kept.value(m)); err != nil {
-			return err
-		}
-	}
-	return oscredComplete(c, op)
-}
 
 // oscredMember reads one member of an oscred request's credential.
 func oscredMember(c *Cred, op Op, name string, v gjson.Result) (err *Error) {
@@ -170,23 +160,6 @@ func oscredComplete(c *Cred, op Op) *Error {
 	return nil
 }
 
-func parseEC2Req(c *Cred, kept *capture) *Error {
-	for i := 0; i < kept.creds.len(); i++ {
-		m := kept.creds.at(i)
-		name, v := kept.name(m), kept.value(m)
-		var err *Error
-		if name == "blob" {
-			err = parseReqBlob(c, v, m.blob, kept)
-		} else {
-			err = ec2Member(c, name, v)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // ec2Member reads one member of an ec2blob request's credential, its blob
 // aside.
 func ec2Member(c *Cred, name string, v gjson.Result) (err *Error) {
@@ -204,32 +177,6 @@ func ec2Member(c *Cred, name string, v gjson.Result) (err *Error) {
 		err = refuseLookalike(name, ec2Fields...)
 	}
 	return err
-}
-
-// parseReqBlob reads an ec2blob blob in either form, strictly: an object's
-// members are kept.blobs[in]; a Keystone string blob is a document of its
-// own, held to the same scan.
-func parseReqBlob(c *Cred, v gjson.Result, in span, kept *capture) *Error {
-	switch {
-	case v.IsObject():
-		c.Blob = BlobObject
-	case v.Type == gjson.String:
-		var doc capture
-		if err := scanDoc(v.Str, `"blob" string`, &doc, roleBlob); err != nil {
-			return ErrBadParam(err.Message)
-		}
-		kept, in = &doc, spanOf(0, doc.blobs.len())
-		c.Blob = BlobString
-	default:
-		return ErrBadParam(`"blob" must be an object or a JSON-encoded string`)
-	}
-	for i := int(in.lo); i < int(in.hi); i++ {
-		m := kept.blobs.at(i)
-		if err := blobMember(c, kept.name(m), kept.value(m)); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func blobMember(c *Cred, name string, v gjson.Result) *Error {
@@ -303,33 +250,20 @@ func ec2Status(v gjson.Result) Status {
 // ParseAnswer reads a single-credential answer (`{"credential":{...}}`) from an
 // upstream of side s. It is tolerant of extra and mistyped fields (they are left
 // out), but an answer without a credential object is garbage: ok is false. One
-// walk reads it (scanAnswer), as gjson.Valid, gjson.Get and a ForEach did.
+// walk reads it (scanAnswer), as gjson.Valid, gjson.Get and ReadCred did.
 func ParseAnswer(s Side, body []byte) (c Cred, ok bool) {
-	var kept capture
-	if !scanAnswer(body, &kept) || !kept.hasCred || !kept.value(&kept.cred).IsObject() {
+	var rd reader
+	if !scanAnswer(body, &rd) || !rd.hasCred || !rd.credObject {
 		return c, false
 	}
-	for i := 0; i < kept.creds.len(); i++ {
-		m := kept.creds.at(i)
-		name, v := kept.name(m), kept.value(m)
-		if name == "blob" && v.IsObject() {
-			for j := int(m.blob.lo); j < int(m.blob.hi); j++ {
-				b := kept.blobs.at(j)
-				c.blobField(kept.name(b), kept.value(b))
-			}
-			c.Blob = BlobObject
-			continue
-		}
-		c.field(name, v)
-	}
-	c.settle(s)
-	return c, true
+	rd.c.settle(s)
+	return rd.c, true
 }
 
 // ForEachInList calls fn for each credential of a list answer from side s. ok is
 // false when the answer is not a list answer.
 func ForEachInList(s Side, body []byte, fn func(Cred)) (ok bool) {
-	if !gjson.ValidBytes(body) {
+	if !scanAnswer(body, nil) { // gjson.Valid's syntax, and a bounded depth
 		return false
 	}
 	l := gjson.Get(bstr(body), "credentials")

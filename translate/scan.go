@@ -28,6 +28,12 @@ import (
 // maxDepth bounds nesting: credential bodies are three levels deep.
 const maxDepth = 32
 
+// maxAnswerDepth bounds an upstream answer's nesting (gjson.Valid has no
+// bound): real ones are four levels deep, and the scan takes stack each
+// level — 4 MiB of "{" would need ~450 MiB, near the size past which Go ends
+// the process. Deeper is garbage (502).
+const maxAnswerDepth = 512
+
 // inlineMembers is how many member names of one object are compared pairwise;
 // past it, folded names go into a map (a quadratic scan of 5,000 names would
 // cost milliseconds).
@@ -36,27 +42,24 @@ const inlineMembers = 8
 // ScanBody holds a request body to the rules above; nil means it has one reading.
 func ScanBody(b []byte) *Error { return scanRequest(b, nil) }
 
-// scanRequest is ScanBody keeping in c (when not nil) what the request parsers
+// scanRequest is ScanBody handing rd (when not nil) what the request parsers
 // read (capture.go).
-func scanRequest(b []byte, c *capture) *Error {
+func scanRequest(b []byte, rd *reader) *Error {
 	if !isASCII(bstr(b)) && !utf8.Valid(b) {
 		return ErrBadBody("request body is not valid UTF-8")
 	}
-	return scanDoc(bstr(b), "request body", c, roleRoot)
+	return scanDoc(bstr(b), "request body", rd, roleRoot)
 }
 
 // scanDoc scans one JSON document whose top level must be an object, of role r
-// for the capture c (nil: none); what names the document in error messages.
-func scanDoc(s, what string, c *capture, r role) *Error {
+// for the reader rd (nil: none); what names the document in error messages.
+func scanDoc(s, what string, rd *reader, r role) *Error {
 	sc := scanner{s: s, ascii: isASCII(s)}
-	if c != nil {
-		c.s = s
-	}
 	sc.space()
 	if sc.i >= len(s) || s[sc.i] != '{' {
 		return ErrBadBody(what + " must be a JSON object")
 	}
-	if !sc.value(0, r, c) {
+	if !sc.value(0, r, rd) {
 		return sc.fail(what)
 	}
 	if sc.space(); sc.i != len(s) {
@@ -65,15 +68,15 @@ func scanDoc(s, what string, c *capture, r role) *Error {
 	return nil
 }
 
-// scanAnswer reads an upstream's answer, an object, into c. It holds the
-// answer to JSON as gjson.Valid does — none of the rules above, which bind
-// clients: an upstream's answer is read as the gjson walk it replaces read it.
-func scanAnswer(b []byte, c *capture) bool {
+// scanAnswer checks an upstream's answer, an object, handing rd (when not nil)
+// what ParseAnswer reads. It holds the answer to JSON as gjson.Valid does, and
+// to at most maxAnswerDepth levels — none of the rules above, which bind
+// clients: an upstream's answer is read as the gjson walk it replaced read it.
+func scanAnswer(b []byte, rd *reader) bool {
 	s := bstr(b)
 	sc := scanner{s: s, ascii: isASCII(s), lenient: true}
-	c.s = s
 	sc.space()
-	if sc.i >= len(s) || s[sc.i] != '{' || !sc.value(0, roleRoot, c) {
+	if sc.i >= len(s) || s[sc.i] != '{' || !sc.value(0, roleRoot, rd) {
 		return false
 	}
 	sc.space()
@@ -90,9 +93,9 @@ type scanner struct {
 	why string
 	// lenient: an upstream's answer (scanAnswer): syntax only.
 	lenient bool
-	// The capture (capture.go) travels as a parameter, not in here: escape
-	// analysis does not tell a struct's fields apart, and member names stored
-	// away would drag it off the stack with them.
+	// The reader (capture.go) travels as a parameter, not in here: escape
+	// analysis does not tell a struct's fields apart, and the document's
+	// strings stored away would drag it off the stack with them.
 }
 
 func (sc *scanner) fail(what string) *Error {
@@ -111,14 +114,14 @@ func (sc *scanner) space() {
 }
 
 // value scans one value starting at sc.i (after white space); an object is of
-// role r for the capture kept (nil: none).
-func (sc *scanner) value(depth int, r role, kept *capture) bool {
+// role r for the reader rd (nil: none).
+func (sc *scanner) value(depth int, r role, rd *reader) bool {
 	if sc.i >= len(sc.s) {
 		return false
 	}
 	switch c := sc.s[sc.i]; {
 	case c == '{':
-		return sc.object(depth+1, r, kept)
+		return sc.object(depth+1, r, rd)
 	case c == '[':
 		return sc.array(depth + 1)
 	case c == '"':
@@ -139,6 +142,10 @@ func (sc *scanner) literal(lit string) bool {
 }
 
 func (sc *scanner) deep(depth int) bool {
+	if sc.lenient && depth > maxAnswerDepth {
+		sc.why = "nests deeper than 512 levels"
+		return true
+	}
 	if depth > maxDepth && !sc.lenient {
 		sc.why = "nests deeper than 32 levels"
 		return true
@@ -186,7 +193,7 @@ func (sc *scanner) after(closing byte) (more, ok bool) {
 }
 
 // object scans an object of role r and compares its member names.
-func (sc *scanner) object(depth int, r role, c *capture) bool {
+func (sc *scanner) object(depth int, r role, rd *reader) bool {
 	if sc.deep(depth) {
 		return false
 	}
@@ -210,14 +217,14 @@ func (sc *scanner) object(depth int, r role, c *capture) bool {
 			}
 			return false
 		}
-		at := spanOf(q, sc.i)
+		at := sc.s[q:sc.i]
 		sc.space()
 		if sc.i >= len(sc.s) || sc.s[sc.i] != ':' {
 			return false
 		}
 		sc.i++
 		sc.space()
-		if !sc.memberValue(depth, r, c, at, plain) {
+		if !sc.memberValue(depth, r, rd, at, plain) {
 			return false
 		}
 		if more, ok := sc.after('}'); !more {
@@ -226,20 +233,18 @@ func (sc *scanner) object(depth int, r role, c *capture) bool {
 	}
 }
 
-// memberValue scans the value of a member of an object of role r, and keeps
-// it in the capture; name is where the member's name is, quotes included.
-func (sc *scanner) memberValue(depth int, r role, c *capture, name span, plain bool) bool {
-	if c == nil || r == roleNone {
+// memberValue scans the value of a member of an object of role r and hands
+// it to the reader; name is the member's name as written, quotes included.
+func (sc *scanner) memberValue(depth int, r role, rd *reader, name string, plain bool) bool {
+	if rd == nil || r == roleNone {
 		return sc.value(depth, roleNone, nil)
 	}
-	m := member{name: name, plain: plain}
-	val, blob := sc.i, c.blobs.len()
-	unescaped := c.name(&m)
-	if !sc.value(depth, c.child(r, unescaped), c) {
+	unescaped := memberName(name, plain)
+	start := sc.i
+	if !sc.value(depth, rd.child(r, unescaped), rd) {
 		return false
 	}
-	m.val, m.blob = spanOf(val, sc.i), spanOf(blob, c.blobs.len())
-	c.keep(r, unescaped, m, !sc.lenient)
+	rd.member(r, unescaped, sc.s[start:sc.i])
 	return true
 }
 
