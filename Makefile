@@ -94,7 +94,7 @@ migrate-bench:
 
 ## fuzz: every fuzz target for FUZZTIME each
 fuzz:
-	@for pkg in ./translate ./policy ./proxy ./config; do \
+	@for pkg in ./translate ./policy ./proxy ./config ./audit; do \
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "fuzz $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
