@@ -239,27 +239,33 @@ func (c *Client) Do(r Request) (Answer, *translate.Error) {
 		req.SetConnectionClose()
 		hc = c.fresh
 	}
-	err := hc.DoDeadline(req, resp, deadline)
-	if err != nil && isStale(err) {
-		// Once, within the same deadline; see transport.resendable for why
-		// only requests that cannot change the outcome twice get here.
-		req.SetConnectionClose()
-		err = c.fresh.DoDeadline(req, resp, deadline)
-		if err == nil && resp.StatusCode() == http.StatusConflict && req.Header.IsPost() {
-			if a, ok := c.readBack(r); ok {
-				fasthttp.ReleaseResponse(resp)
-				return a, nil
-			}
+	resent, err := c.roundTrip(hc, req, resp, deadline)
+	if resent && err == nil && resp.StatusCode() == http.StatusConflict && req.Header.IsPost() {
+		if a, ok := c.readBack(r); ok {
+			fasthttp.ReleaseResponse(resp)
+			return a, nil
 		}
 	}
 	for i := 0; i < 2 && err == nil && resp.StatusCode() == http.StatusNotFound && c.listRace(req); i++ {
-		err = c.hc.DoDeadline(req, resp, deadline)
+		_, err = c.roundTrip(c.hc, req, resp, deadline)
 	}
 	if err != nil {
 		fasthttp.ReleaseResponse(resp)
 		return Answer{}, c.transportError(err)
 	}
 	return Answer{Status: resp.StatusCode(), Body: resp.Body(), resp: resp}, nil
+}
+
+// roundTrip sends req on hc and, when it found a kept connection dead before
+// any answer byte, once more on a fresh one within the same deadline (resent
+// says so); see transport.resendable for why only requests that cannot change
+// the outcome twice get that far. Every ask of a call goes through here.
+func (c *Client) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) (resent bool, err error) {
+	if err = hc.DoDeadline(req, resp, deadline); err == nil || !isStale(err) {
+		return false, err
+	}
+	req.SetConnectionClose()
+	return true, c.fresh.DoDeadline(req, resp, deadline)
 }
 
 // readBack: a Keystone create resent after its answer was lost (the only POST
