@@ -170,7 +170,7 @@ func FuzzParseAnswerAsBefore(f *testing.F) {
 	})
 }
 
-// seedLookalikes: bodies the capture must read as the walks did — names
+// seedLookalikes: bodies the reader must read as the walks did — names
 // escaped, repeated (answers), look-alike, blobs twice, values of every type.
 func seedLookalikes(f *testing.F) {
 	for _, b := range []string{
@@ -192,7 +192,7 @@ func seedLookalikes(f *testing.F) {
 	} {
 		f.Add([]byte(b))
 	}
-	// More members than a capture keeps on the stack.
+	// Many members (the first version kept ten on the stack, the rest in a list).
 	var many, blob strings.Builder
 	for i := range 14 {
 		fmt.Fprintf(&many, `"m%d":%d,`, i, i)

@@ -88,7 +88,7 @@ func validText(v string, min, max int) bool {
 // returns it in neutral form. Every rule of dialects.md "Input checks" that can be
 // judged from the body alone is applied here; a non-nil error is the 400 to answer.
 // The strict scan is the only walk over the body: the rules read each member
-// as it meets it (capture.go). Its refusal comes first, then a look-alike
+// as it meets it (reader.go). Its refusal comes first, then a look-alike
 // root name, then the first member a rule refuses.
 func ParseRequest(s Side, op Op, body []byte) (Cred, *Error) {
 	if len(body) == 0 {

@@ -43,7 +43,7 @@ const inlineMembers = 8
 func ScanBody(b []byte) *Error { return scanRequest(b, nil) }
 
 // scanRequest is ScanBody handing rd (when not nil) what the request parsers
-// read (capture.go).
+// read (reader.go).
 func scanRequest(b []byte, rd *reader) *Error {
 	if !isASCII(bstr(b)) && !utf8.Valid(b) {
 		return ErrBadBody("request body is not valid UTF-8")
@@ -83,6 +83,10 @@ func scanAnswer(b []byte, rd *reader) bool {
 	return sc.i == len(s)
 }
 
+// scanner is one scan's position. The reader it hands members to (reader.go)
+// travels as a parameter, not in here: escape analysis does not tell a
+// struct's fields apart, and the document's strings the reader stores away
+// would drag it off the stack with them.
 type scanner struct {
 	s string
 	i int
@@ -93,9 +97,6 @@ type scanner struct {
 	why string
 	// lenient: an upstream's answer (scanAnswer): syntax only.
 	lenient bool
-	// The reader (capture.go) travels as a parameter, not in here: escape
-	// analysis does not tell a struct's fields apart, and the document's
-	// strings stored away would drag it off the stack with them.
 }
 
 func (sc *scanner) fail(what string) *Error {
@@ -142,12 +143,12 @@ func (sc *scanner) literal(lit string) bool {
 }
 
 func (sc *scanner) deep(depth int) bool {
-	if sc.lenient && depth > maxAnswerDepth {
-		sc.why = "nests deeper than 512 levels"
-		return true
+	limit, why := maxDepth, "nests deeper than 32 levels"
+	if sc.lenient {
+		limit, why = maxAnswerDepth, "nests deeper than 512 levels"
 	}
-	if depth > maxDepth && !sc.lenient {
-		sc.why = "nests deeper than 32 levels"
+	if depth > limit {
+		sc.why = why
 		return true
 	}
 	return false
@@ -217,14 +218,14 @@ func (sc *scanner) object(depth int, r role, rd *reader) bool {
 			}
 			return false
 		}
-		at := sc.s[q:sc.i]
+		quoted := sc.s[q:sc.i]
 		sc.space()
 		if sc.i >= len(sc.s) || sc.s[sc.i] != ':' {
 			return false
 		}
 		sc.i++
 		sc.space()
-		if !sc.memberValue(depth, r, rd, at, plain) {
+		if !sc.memberValue(depth, r, rd, quoted, plain) {
 			return false
 		}
 		if more, ok := sc.after('}'); !more {

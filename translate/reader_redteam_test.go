@@ -1,6 +1,6 @@
 package translate
 
-// Red-team tests for the one-walk parsers (capture.go's reader, scan.go's
+// Red-team tests for the one-walk parsers (reader.go's reader, scan.go's
 // lenient mode), from a review of the first version (which kept every member
 // in a list). Each table holds bodies built to make the reader read a body
 // otherwise than the gjson walks it replaced (oracle_test.go), or otherwise
@@ -31,11 +31,11 @@ func manyMembers(n int, val string) string {
 	return b.String()
 }
 
-// redteamRequests are request bodies the capture must read as the gjson walk
+// redteamRequests are request bodies the reader must read as the gjson walk
 // did: names escaped in every way, values with tricky escapes, members past the
 // inline table, errors at every position, look-alikes before and after.
 var redteamRequests = []string{
-	// names written with escapes, at every level the capture keeps
+	// names written with escapes, at every level the reader reads
 	`{"\u0063redential":{"\u0075ser_id":"u","d\u0065scription":"d","st\u0061tus":"inactive"}}`,
 	`{"credential":{"bl\u006fb":{"\u0061ccess":"AK1","s\u0065cret":"s","st\u0061tus":"Inactive"},"typ\u0065":"ec2"}}`,
 	`{"credential":{"bl\u006fb":"{\"\\u0061ccess\":\"AK1\",\"secret\":\"s\"}","type":"ec2"}}`,
@@ -72,7 +72,7 @@ var redteamRequests = []string{
 	`{"credential":{}}`,
 	`{}`,
 	// the first refusal counts: a bad member after many good ones, and past
-	// the ten a capture keeps on the stack
+	// the ten the first version kept on the stack
 	`{"credential":{` + manyMembers(12, `"x"`) + `"status":"bogus","user_id":7}}`,
 	`{"credential":{` + manyMembers(12, `{"blob":{"access":"AK9"}}`) + `"type":"ec2","blob":{"access":"AK1","secret":"s","status":"ACTIVE","description":"d"}}}`,
 	`{"credential":{"type":"ec2","blob":{"access":"AK1","secret":"s","status":"active","description":"d","m":1}}}`,
