@@ -101,20 +101,19 @@ func (rd *reader) requestMember(name string, v gjson.Result) {
 
 // requestBlob: an ec2blob blob in either form, strictly. An object's members
 // were read as the scan met them; a Keystone string blob is a document of its
-// own, held to the same scan first and then read (its scan's refusal comes
-// before any of its members').
+// own, held to the same scan, which hands its members to the rules as well.
+// rd.err is nil here (requestMember), so what a member of the string refuses
+// is the blob's refusal, and the string's own scan refusal, when there is
+// one, comes before it.
 func (rd *reader) requestBlob(v gjson.Result) *Error {
 	switch {
 	case v.IsObject():
 		rd.c.Blob = BlobObject
 	case v.Type == gjson.String:
-		if err := scanDoc(v.Str, `"blob" string`, nil, roleNone); err != nil {
+		if err := scanDoc(v.Str, `"blob" string`, rd, roleBlob); err != nil {
 			return ErrBadParam(err.Message)
 		}
-		// Accepted just now: this scan hands its members to the rules, and
-		// the first refusal among them is the blob's.
 		rd.c.Blob = BlobString
-		_ = scanDoc(v.Str, `"blob" string`, rd, roleBlob)
 		return rd.err
 	default:
 		return ErrBadParam(`"blob" must be an object or a JSON-encoded string`)

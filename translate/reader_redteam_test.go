@@ -65,6 +65,10 @@ var redteamRequests = []string{
 	`{"credential":{"blob":"{\"access\":\"AK1\"}  ","type":"ec2"}}`,
 	`{"credential":{"blob":" {\"access\":\"AK1\"}","type":"ec2"}}`,
 	`{"credential":{"blob":"{\"access\":\"AK1\",\"x\":{\"access\":\"AK2\"}}","type":"ec2"}}`,
+	// a string blob whose scan fails after a member its rules refuse: the
+	// scan's refusal is the one answered
+	`{"credential":{"blob":"{\"x\":1,\"access\":","type":"ec2"}}`,
+	`{"credential":{"blob":"{\"x\":1,\"X\":2}","type":"ec2"}}`,
 	`{"credential":{"user_id":-0,"status":true}}`,
 	`{"credential":"{\"status\":\"active\"}"}`,
 	`{"credential":[{"status":"active"}]}`,
