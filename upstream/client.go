@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/credbridge/credbridge/translate"
-	"github.com/tidwall/gjson"
 	"github.com/valyala/fasthttp"
 )
 
@@ -273,25 +272,23 @@ func (c *Client) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp 
 // says the first copy was carried out. The key is read back and, when it is
 // the one sent (same owner, access and secret), answered as created, so the
 // client is not told a create failed that made its key. Anything else keeps
-// the 409: a key of that access that is not the one sent is not shown.
+// the 409: a key of that access that is not the one sent is not shown. Both
+// sides are read by translate.ParseAnswer, the reader the client's answer is
+// then rendered from, so what is compared is what would be shown.
 func (c *Client) readBack(r Request) (Answer, bool) {
 	if c.side != translate.SideKeystone {
 		return Answer{}, false
 	}
-	cred := gjson.GetBytes(r.Body, "credential")
-	blob := cred.Get("blob").Str
-	ak, sk, user := gjson.Get(blob, "access").Str, gjson.Get(blob, "secret").Str, cred.Get("user_id").Str
-	if ak == "" || sk == "" {
+	sent, ok := translate.ParseAnswer(c.side, r.Body)
+	if !ok || sent.Access == "" || sent.Secret == "" {
 		return Answer{}, false
 	}
-	a, err := c.Do(Request{Method: http.MethodGet, Path: KeyPath(c.side, c.side.ID(ak)), Token: r.Token, RequestID: r.RequestID, Trace: r.Trace})
+	a, err := c.Do(Request{Method: http.MethodGet, Path: KeyPath(c.side, c.side.ID(sent.Access)), Token: r.Token, RequestID: r.RequestID, Trace: r.Trace})
 	if err != nil {
 		return Answer{}, false
 	}
-	got := gjson.GetBytes(a.Body, "credential")
-	gb := got.Get("blob").Str
-	if a.Status != http.StatusOK || got.Get("user_id").Str != user ||
-		gjson.Get(gb, "access").Str != ak || gjson.Get(gb, "secret").Str != sk {
+	got, ok := translate.ParseAnswer(c.side, a.Body)
+	if !ok || a.Status != http.StatusOK || got.UserID != sent.UserID || got.Access != sent.Access || got.Secret != sent.Secret {
 		a.Release()
 		return Answer{}, false
 	}
