@@ -13,7 +13,7 @@ function secs(v,   u) {
 }
 # group is the package a function belongs to: up to the first dot after the last
 # slash; the runtime's assembly bodies and sync go with the runtime.
-function group(f,   p, i) {
+function group(f,   p, i, rest) {
   if (f ~ /Syscall6$/) return "system calls (their kernel time)"
   sub(/\[.*\]/, "", f)
   p = f; i = 0
