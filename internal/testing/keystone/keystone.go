@@ -181,6 +181,11 @@ func (k *Keystone) spawn(log string, name string, args ...string) error {
 
 // run runs a command to its end, its output into log.
 func (k *Keystone) run(log string, name string, args ...string) error {
+	return k.runEnv(log, nil, name, args...)
+}
+
+// runEnv is run with env added to the process's environment.
+func (k *Keystone) runEnv(log string, env []string, name string, args ...string) error {
 	out, err := os.OpenFile(k.path(log), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
@@ -190,6 +195,9 @@ func (k *Keystone) run(log string, name string, args ...string) error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir, cmd.Stdout, cmd.Stderr = k.dir, out, out
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("%s %s: %w", name, strings.Join(args, " "), err)
@@ -298,13 +306,21 @@ backend = dogpile.cache.memory
 }
 
 func (k *Keystone) manage(args ...string) error {
-	return k.run("keystone-manage.log", "keystone-manage", append([]string{"--config-file", k.path("keystone.conf")}, args...)...)
+	return k.manageEnv(nil, args...)
 }
 
+func (k *Keystone) manageEnv(env []string, args ...string) error {
+	return k.runEnv("keystone-manage.log", env, "keystone-manage", append([]string{"--config-file", k.path("keystone.conf")}, args...)...)
+}
+
+// bootstrap creates the admin. Its password goes in OS_BOOTSTRAP_PASSWORD,
+// not argv: a random one beginning with "-" (one in 64) was read by
+// keystone-manage's argument parser as an option (exit status 2), and argv is
+// what ps and the error message show.
 func (k *Keystone) bootstrap() error {
 	k.Admin = User{Name: "admin", Password: randomPassword()}
 	v3 := k.URL + "/v3"
-	return k.manage("bootstrap", "--bootstrap-username", "admin", "--bootstrap-password", k.Admin.Password,
+	return k.manageEnv([]string{"OS_BOOTSTRAP_PASSWORD=" + k.Admin.Password}, "bootstrap", "--bootstrap-username", "admin",
 		"--bootstrap-project-name", "admin", "--bootstrap-role-name", "admin",
 		"--bootstrap-admin-url", v3, "--bootstrap-public-url", v3, "--bootstrap-internal-url", v3,
 		"--bootstrap-region-id", "RegionOne")
