@@ -142,10 +142,20 @@ func fileJournal(t *testing.T) string { return "file:" + filepath.Join(t.TempDir
 // eventually polls cond for up to 15 s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
+	eventuallyShowing(t, what, func() (bool, string) { return cond(), "" })
+}
+
+// eventuallyShowing is eventually whose timeout prints the state cond saw last.
+func eventuallyShowing(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			t.Fatalf("timed out waiting for %s; last seen: %s", what, state)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -481,18 +491,22 @@ func TestShadowDivergences(t *testing.T) {
 	// and may still be asking the secondary after the u-te list (answered
 	// without asking) is done, so its metric is waited for too; taking the
 	// secondary down under it would make it a second secondary_error.
-	eventually(t, "every divergence kind and the match", func() bool {
-		k := kinds()
+	eventuallyShowing(t, "every divergence kind and the match", func() (bool, string) {
+		k, m := kinds(), metrics()
+		state := fmt.Sprintf("%v\n%s\n%s", k, grepLines(m, "credbridge_migration"), migrationStatus(t, rt).Raw)
 		for _, w := range want {
 			if k[w] == 0 {
-				return false
+				return false, state
 			}
 		}
-		return strings.Contains(metrics(), matched)
+		return strings.Contains(m, matched), state
 	})
 	sec.down()
 	get("/credentials/AKSTATUS")
-	eventually(t, "secondary_error", func() bool { return kinds()["secondary_error"] > 0 })
+	eventuallyShowing(t, "secondary_error", func() (bool, string) {
+		k := kinds()
+		return k["secondary_error"] > 0, fmt.Sprint(k)
+	})
 	if k := kinds(); len(k) != len(want)+1 || k["owner"] != 1 || k["secret"] != 1 || k["secondary_error"] != 1 {
 		t.Fatalf("divergences %v: want exactly one of each listed kind", k)
 	}

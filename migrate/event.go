@@ -4,7 +4,11 @@
 // backends through upstream; it never imports proxy.
 package migrate
 
-import "github.com/credbridge/credbridge/translate"
+import (
+	"strings"
+
+	"github.com/credbridge/credbridge/translate"
+)
 
 // Caller is who made a request, as the primary's policy saw them.
 type Caller struct {
@@ -25,12 +29,37 @@ type Write struct {
 }
 
 // Read is a read the primary answered (get or list), for shadow comparison.
-// Keys are the primary's answer in the neutral model, already copied (safe to
-// keep). For a list, UserFilter is the user whose keys were listed.
+// Keys are the primary's answer. For a list, UserFilter is the user whose keys
+// were listed. Like Write's, its strings may point into pooled buffers that the
+// next request overwrites: Mirror.Read queues an owned copy.
 type Read struct {
 	Op         translate.Op
 	Access     string // get: the key read
 	UserFilter string // list: whose keys
 	Keys       []translate.Cred
 	Caller     Caller
+}
+
+// owned is r with every string copied out of the buffers it may point into.
+func (r Read) owned() Read {
+	r.Access, r.UserFilter = strings.Clone(r.Access), strings.Clone(r.UserFilter)
+	r.Caller = r.Caller.owned()
+	keys := make([]translate.Cred, len(r.Keys))
+	for i, c := range r.Keys {
+		keys[i] = c.Clone()
+	}
+	r.Keys = keys
+	return r
+}
+
+func (c Caller) owned() Caller {
+	return Caller{UserID: strings.Clone(c.UserID), ProjectID: strings.Clone(c.ProjectID), Token: strings.Clone(c.Token)}
+}
+
+// owned is d with its strings copied: the ring keeps it past the request.
+func (d Divergence) owned() Divergence {
+	for _, p := range []*string{&d.Kind, &d.Access, &d.Owner, &d.Primary, &d.Secondary, &d.Op, &d.At} {
+		*p = strings.Clone(*p)
+	}
+	return d
 }

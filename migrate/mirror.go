@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -200,7 +201,7 @@ func (m *Mirror) Wrote(ctx context.Context, w Write) error {
 		return err
 	}
 	if m.o.Config.Secondary.Auth.Mode == "passthrough" && w.Caller.Token != "" {
-		m.tokens.Store(id, w.Caller.Token)
+		m.tokens.Store(id, strings.Clone(w.Caller.Token)) // kept until applied
 	}
 	select {
 	case m.wake <- struct{}{}:
@@ -292,8 +293,10 @@ func (m *Mirror) linkOf(traceparent string) trace.SpanContext {
 // diverge counts and keeps d.
 func (m *Mirror) diverge(ctx context.Context, d Divergence) {
 	d.At = time.Now().UTC().Format(time.RFC3339)
-	m.divs.add(d)
+	// Counted before it is shown: a divergence /migration lists is already in
+	// the metrics (what the tests, and an operator comparing the two, read).
 	m.m.divergences.Add(ctx, 1, metricKind(d.Kind))
+	m.divs.add(d.owned()) // kept: its strings may point into a request's buffers
 }
 
 // ring keeps the last max divergences.

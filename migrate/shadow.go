@@ -31,6 +31,7 @@ func (m *Mirror) Read(ctx context.Context, r Read) {
 	if m.o.Config.Secondary.Auth.Mode != "passthrough" {
 		r.Caller.Token = "" // not needed: do not keep it queued
 	}
+	r = r.owned() // queued past the request, whose buffers are reused
 	select {
 	case m.shadowQ <- shadowJob{r: r, link: trace.SpanContextFromContext(ctx)}:
 	default:

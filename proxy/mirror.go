@@ -17,7 +17,8 @@ type Mirror interface {
 	// secret is shown only this once).
 	Wrote(ctx context.Context, w migrate.Write) error
 	// Read is called after the primary answered a get or list. It must not
-	// block: shadow work runs off the request's path.
+	// block: shadow work runs off the request's path. r's strings may point
+	// into pooled buffers (the upstream's answer): Read copies what it keeps.
 	Read(ctx context.Context, r migrate.Read)
 }
 
@@ -39,13 +40,10 @@ func (s *Server) wrote(k *call, op translate.Op, key translate.Cred) {
 // mirrorsReads says whether read answers should be collected for the mirror.
 func (s *Server) mirrorsReads() bool { return s.mirror != nil }
 
-// read tells the mirror of a read the primary answered; keys are copied here.
+// read tells the mirror of a read the primary answered.
 func (s *Server) read(k *call, op translate.Op, access, user string, keys []translate.Cred) {
 	if s.mirror == nil {
 		return
-	}
-	for i := range keys {
-		keys[i] = keys[i].Clone()
 	}
 	s.mirror.Read(k.ctx, migrate.Read{Op: op, Access: access, UserFilter: user, Keys: keys, Caller: caller(k)})
 }
